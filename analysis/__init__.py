@@ -1,0 +1,1 @@
+"""Experiment analysis: SQL aggregation, statistics, reports (issue 6)."""

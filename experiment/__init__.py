@@ -1,0 +1,1 @@
+"""The A/B experiment: assignment, routing, exposure logging (issue 5)."""

@@ -1,0 +1,117 @@
+"""Reading the feed and the catalogue into plain numpy/pandas data for the recommenders."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import case, select
+from tqdm import tqdm
+
+from feeddata.db import Bind, connect, epoch_seconds
+from feeddata.schema import POST_COLUMNS, USER_COLUMNS, feed_data, post_text_df, user_data
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Feed events as parallel arrays sorted by time (ties keep database order).
+
+    ``timestamp`` is in whole seconds since 1970-01-01 UTC; ``is_like`` marks like events
+    (the rest are views); ``target`` is the view's "followed by a like" flag.
+    """
+
+    user_id: np.ndarray  # int64
+    post_id: np.ndarray  # int64
+    timestamp: np.ndarray  # int64
+    is_like: np.ndarray  # bool
+    target: np.ndarray  # int8
+
+    def __len__(self) -> int:
+        return len(self.timestamp)
+
+    def select(self, mask: np.ndarray) -> "Interactions":
+        return Interactions(
+            self.user_id[mask],
+            self.post_id[mask],
+            self.timestamp[mask],
+            self.is_like[mask],
+            self.target[mask],
+        )
+
+    def before(self, time: int) -> "Interactions":
+        """Events strictly before ``time``."""
+        end = int(np.searchsorted(self.timestamp, time, side="left"))
+        return self.select(slice(0, end))  # type: ignore[arg-type]
+
+    def likes(self) -> "Interactions":
+        return self.select(self.is_like)
+
+    def views(self) -> "Interactions":
+        return self.select(~self.is_like)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        user_id: np.ndarray,
+        post_id: np.ndarray,
+        timestamp: np.ndarray,
+        is_like: np.ndarray,
+        target: np.ndarray | None = None,
+    ) -> "Interactions":
+        """Build from unsorted arrays; sorts by time, stably."""
+        order = np.argsort(np.asarray(timestamp, dtype=np.int64), kind="stable")
+        tgt = np.zeros(len(order), np.int8) if target is None else np.asarray(target, np.int8)
+        return cls(
+            np.asarray(user_id, np.int64)[order],
+            np.asarray(post_id, np.int64)[order],
+            np.asarray(timestamp, np.int64)[order],
+            np.asarray(is_like, bool)[order],
+            tgt[order],
+        )
+
+
+def read_interactions(
+    bind: Bind,
+    *,
+    likes_only: bool = False,
+    chunk_rows: int = 1_000_000,
+    progress: bool = True,
+) -> Interactions:
+    """All feed events (or only the likes), streamed from the database in chunks."""
+    query = select(
+        feed_data.c.user_id,
+        feed_data.c.post_id,
+        epoch_seconds(feed_data.c.timestamp),
+        case((feed_data.c.action == "like", 1), else_=0),
+        feed_data.c.target,
+    )
+    if likes_only:
+        query = query.where(feed_data.c.action == "like")
+    parts: list[np.ndarray] = []
+    with (
+        connect(bind) as conn,
+        tqdm(unit=" rows", unit_scale=True, desc="read feed", disable=not progress) as bar,
+    ):
+        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
+        for rows in result.partitions():
+            block = np.array(rows, dtype=np.int64).reshape(-1, 5)
+            parts.append(block)
+            bar.update(len(block))
+    data = np.concatenate(parts) if parts else np.zeros((0, 5), np.int64)
+    return Interactions.from_arrays(data[:, 0], data[:, 1], data[:, 2], data[:, 3] == 1, data[:, 4])
+
+
+def read_posts(bind: Bind) -> pd.DataFrame:
+    """The post catalogue indexed by post_id, sorted, with empty text/topic as ''."""
+    with connect(bind) as conn:
+        frame = pd.read_sql(select(post_text_df).order_by(post_text_df.c.post_id), conn)
+    frame = frame.reindex(columns=list(POST_COLUMNS))
+    frame["text"] = frame["text"].fillna("")
+    frame["topic"] = frame["topic"].fillna("")
+    return frame.set_index("post_id")
+
+
+def read_users(bind: Bind) -> pd.DataFrame:
+    """User profiles indexed by user_id, sorted."""
+    with connect(bind) as conn:
+        frame = pd.read_sql(select(user_data).order_by(user_data.c.user_id), conn)
+    return frame.reindex(columns=list(USER_COLUMNS)).set_index("user_id")

@@ -1,0 +1,1 @@
+"""Data sources: the synthetic generator, MovieLens, plain CSV/Parquet files."""

@@ -1,0 +1,5 @@
+"""Placeholder: being written."""
+
+
+def evaluate() -> None:
+    raise NotImplementedError

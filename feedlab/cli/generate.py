@@ -1,0 +1,5 @@
+"""Placeholder: being written."""
+
+
+def generate() -> None:
+    raise NotImplementedError

@@ -1,0 +1,9 @@
+"""Placeholder: being written."""
+
+
+def serve() -> None:
+    raise NotImplementedError
+
+
+def up() -> None:
+    raise NotImplementedError

@@ -1,0 +1,1 @@
+"""Recommenders: one interface (fit, recommend, save, load) over plain data, no HTTP."""
