@@ -112,5 +112,3 @@ def count_rows(bind: Bind, table: str) -> int:
     """Row count of one of the social network's tables."""
     with connect(bind) as conn:
         return int(conn.execute(func.count().select().select_from(TABLES[table])).scalar_one())
-
-

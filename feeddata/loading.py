@@ -77,7 +77,8 @@ def normalize(chunk: Chunk) -> pd.DataFrame:
     if missing:
         raise DataImportError(
             chunk.source,
-            f"missing column(s) {', '.join(missing)} for {chunk.table}; expected {', '.join(columns)}",
+            f"missing column(s) {', '.join(missing)} for {chunk.table}; "
+            f"expected {', '.join(columns)}",
         )
     out = pd.DataFrame(index=frame.index)
     for column in columns:
@@ -102,7 +103,9 @@ def normalize(chunk: Chunk) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _raise_first(bad: pd.Series, chunk: Chunk, column: str, message: str, raw: pd.DataFrame) -> None:
+def _raise_first(
+    bad: pd.Series, chunk: Chunk, column: str, message: str, raw: pd.DataFrame
+) -> None:
     if bool(bad.any()):
         position = int(np.flatnonzero(bad.to_numpy())[0])
         value = raw[column].iloc[position] if column in raw.columns else None
@@ -193,7 +196,8 @@ class _KnownIds:
             position = int(np.flatnonzero(dup)[0])
             raise DataImportError(
                 chunk.source,
-                f"duplicate {key} {ids[position]} (already in {chunk.table} or earlier in this import)",
+                f"duplicate {key} {ids[position]} "
+                f"(already in {chunk.table} or earlier in this import)",
                 chunk.first_row + position,
                 key,
             )

@@ -109,7 +109,9 @@ class Recommender(ABC):
             raise ValueError(f"k must be at least 1, got {k}")
         scores = np.asarray(self._scores(int(user_id), int(time), history), dtype=np.float64)
         if scores.shape != (history.n_posts,):
-            raise ValueError(f"{self.name} scored {scores.shape} posts, catalogue has {history.n_posts}")
+            raise ValueError(
+                f"{self.name} scored {scores.shape} posts, catalogue has {history.n_posts}"
+            )
         allowed = np.ones(history.n_posts, dtype=bool)
         allowed[history.liked_before(user_id, time)] = False
         return history.post_ids[top_k(scores, k, allowed)]

@@ -20,6 +20,12 @@ class LikeHistory:
     small overlay that is merged in when it grows.
     """
 
+    _extra_ts: np.ndarray
+    _extra_post_idx: np.ndarray
+    _extra_users: np.ndarray
+    _extra_n: int
+    _extra_by_user: dict[int, list[tuple[int, int]]]
+
     def __init__(
         self,
         post_ids: np.ndarray,
@@ -116,7 +122,9 @@ class LikeHistory:
     def _merge_overlay(self) -> None:
         n = self._extra_n
         users = np.concatenate([self._all_users, self._extra_users[:n]])
-        posts = np.concatenate([self.post_ids[self._post_idx], self.post_ids[self._extra_post_idx[:n]]])
+        posts = np.concatenate(
+            [self.post_ids[self._post_idx], self.post_ids[self._extra_post_idx[:n]]]
+        )
         ts = np.concatenate([self._ts, self._extra_ts[:n]])
         self._build(users, posts, ts)
 
@@ -145,4 +153,4 @@ class LikeHistory:
         self._extra_post_idx = np.zeros(0, np.int32)
         self._extra_users = np.zeros(0, np.int64)
         self._extra_n = 0
-        self._extra_by_user: dict[int, list[tuple[int, int]]] = {}
+        self._extra_by_user = {}

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from feeddata.interactions import Interactions
+from recommenders.history import LikeHistory
+
+
+def _random_likes(n: int, seed: int = 0) -> Interactions:
+    rng = np.random.default_rng(seed)
+    return Interactions.from_arrays(
+        rng.integers(1, 30, n),
+        rng.integers(100, 140, n),
+        rng.integers(0, 10_000, n),
+        np.ones(n, bool),
+    )
+
+
+def _brute_counts(likes: Interactions, post_ids: np.ndarray, time: int) -> np.ndarray:
+    before = likes.timestamp < time
+    return np.array([np.sum(before & (likes.post_id == p)) for p in post_ids])
+
+
+@pytest.mark.parametrize("checkpoint", [1, 7, 64, 10_000])
+def test_like_counts_match_a_brute_force_count(checkpoint: int) -> None:
+    likes = _random_likes(500)
+    post_ids = np.arange(100, 140)
+    history = LikeHistory(post_ids, likes, checkpoint=checkpoint)
+    for time in [-1, 0, 1, 17, 2500, 5000, 9999, 10_000, 20_000, *likes.timestamp[::37].tolist()]:
+        assert (
+            history.like_counts_before(time).tolist()
+            == _brute_counts(likes, post_ids, time).tolist()
+        )
+
+
+def test_liked_before_and_between_are_strict_and_inclusive() -> None:
+    likes = Interactions.from_arrays(
+        [1, 1, 1, 2], [10, 11, 12, 10], [100, 200, 300, 150], [True] * 4
+    )
+    history = LikeHistory(np.array([10, 11, 12]), likes)
+    assert history.post_ids[history.liked_before(1, 200)].tolist() == [10]
+    assert history.post_ids[history.liked_before(1, 201)].tolist() == [10, 11]
+    assert history.post_ids[history.liked_between(1, 200, 300)].tolist() == [11, 12]
+    assert history.liked_before(99, 10**9).size == 0
+
+
+def test_likes_added_while_serving_count_only_after_their_time() -> None:
+    likes = _random_likes(200, seed=1)
+    post_ids = np.arange(100, 140)
+    history = LikeHistory(post_ids, likes, checkpoint=16, overlay_limit=25)
+    extra = _random_likes(60, seed=2)
+    for u, p, t in zip(extra.user_id, extra.post_id, extra.timestamp, strict=True):
+        assert history.add_like(int(u), int(p), int(t))
+    assert not history.add_like(1, 999, 5)  # not in the catalogue
+    everything = Interactions.from_arrays(
+        np.r_[likes.user_id, extra.user_id],
+        np.r_[likes.post_id, extra.post_id],
+        np.r_[likes.timestamp, extra.timestamp],
+        np.ones(len(likes) + len(extra), bool),
+    )
+    assert history.n_likes == len(everything)
+    for time in [0, 3000, 7000, 10_001]:
+        expected = _brute_counts(everything, post_ids, time)
+        assert history.like_counts_before(time).tolist() == expected.tolist()
+        for user in (1, 5, 29):
+            mask = (everything.user_id == user) & (everything.timestamp < time)
+            got = sorted(history.post_ids[history.liked_before(user, time)].tolist())
+            assert got == sorted(everything.post_id[mask].tolist())
+
+
+def test_unsorted_catalogue_is_refused() -> None:
+    with pytest.raises(ValueError, match="sorted"):
+        LikeHistory(np.array([3, 1, 2]), _random_likes(5))
