@@ -5,7 +5,6 @@ from). Each chunk is validated, then written inside one transaction: an import e
 whole or leaves the database exactly as it was. Memory is bounded by the chunk size.
 """
 
-import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm
@@ -37,6 +38,8 @@ INT_COLUMNS = {
 OPTIONAL_COLUMNS = {"post_text_df": ("text", "topic"), "feed_data": ("target",)}
 # SQLAlchemy's own text format for DateTime on SQLite, so rows read back as datetimes.
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+# psycopg2 feeds COPY 8 KiB at a time by default; larger reads cut Python round trips.
+COPY_READ_BYTES = 1 << 20
 
 
 class DataImportError(ValueError):
@@ -282,16 +285,21 @@ def _write(conn: Connection, chunk: Chunk, rows: pd.DataFrame) -> None:
 
 
 def _copy_postgres(conn: Connection, table: str, rows: pd.DataFrame) -> None:
-    buffer = io.StringIO()
-    out = rows.copy()
-    if "timestamp" in out:
-        out["timestamp"] = out["timestamp"].dt.strftime(TIMESTAMP_FORMAT)
-    out.to_csv(buffer, index=False, header=False, quoting=csv.QUOTE_NONNUMERIC)
+    # Arrow's C++ CSV writer is about 5x faster than DataFrame.to_csv. It quotes every string,
+    # so an empty text stays '' (an unquoted empty field is NULL to COPY), and writes
+    # timestamps as "2021-10-01 10:00:00.000000", which PostgreSQL reads as they are.
+    buffer = io.BytesIO()
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+    pa_csv.write_csv(pa.Table.from_pandas(rows, preserve_index=False), buffer, options)
     buffer.seek(0)
     columns = ", ".join(f'"{c}"' for c in rows.columns)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+        cursor.copy_expert(
+            f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, ENCODING 'UTF8')",
+            buffer,
+            size=COPY_READ_BYTES,
+        )
     finally:
         cursor.close()
 
