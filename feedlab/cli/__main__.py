@@ -1,0 +1,3 @@
+from feedlab.cli import main
+
+main()
