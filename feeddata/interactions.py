@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 import pandas as pd
 from sqlalchemy import case, select
 from tqdm import tqdm
@@ -51,11 +52,11 @@ class Interactions:
     @classmethod
     def from_arrays(
         cls,
-        user_id: np.ndarray,
-        post_id: np.ndarray,
-        timestamp: np.ndarray,
-        is_like: np.ndarray,
-        target: np.ndarray | None = None,
+        user_id: ArrayLike,
+        post_id: ArrayLike,
+        timestamp: ArrayLike,
+        is_like: ArrayLike,
+        target: ArrayLike | None = None,
     ) -> "Interactions":
         """Build from unsorted arrays; sorts by time, stably."""
         order = np.argsort(np.asarray(timestamp, dtype=np.int64), kind="stable")

@@ -37,7 +37,14 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> 
     _run(settings, host, port, workers)
 
 
-def up(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> None:
+def up(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Workers = 1,
+    prepare_only: Annotated[
+        bool, typer.Option("--prepare-only", help="Generate and train what is missing, then exit.")
+    ] = False,
+) -> None:
     """The demo in one command: generate data if the database is empty, train the missing
     model bundles, then serve."""
     settings = get_settings()
@@ -55,6 +62,9 @@ def up(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> Non
             typer.echo(f"{step.name}: saved {version} to {directory}")
     finally:
         engine.dispose()
+    if prepare_only:
+        typer.echo("prepared; not serving (--prepare-only)")
+        return
     _run(settings, host, port, workers)
 
 
