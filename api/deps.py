@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import Connection
 
+from api.metrics import ServiceMetrics
 from api.state import ServiceState
 from feedlab.settings import Settings, get_settings
 
@@ -23,3 +24,11 @@ def get_conn(state: Annotated[ServiceState, Depends(get_state)]) -> Iterator[Con
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StateDep = Annotated[ServiceState, Depends(get_state)]
 ConnDep = Annotated[Connection, Depends(get_conn)]
+
+
+def get_metrics(request: Request) -> ServiceMetrics:
+    metrics: ServiceMetrics = request.app.state.metrics
+    return metrics
+
+
+MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]

@@ -97,6 +97,14 @@ class ActionIn(BaseModel):
     post_id: DbId
     action: Literal["view", "like"]
     time: UtcTime | None = Field(default=None, description="ISO-8601; default now")
+    event_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="the client's id of this event (e.g. a UUID); a retry with the same id "
+        "returns the stored event (200) instead of storing it twice",
+    )
 
 
 class ActionOut(FeedEvent):
@@ -109,6 +117,7 @@ class ActionOut(FeedEvent):
 
 
 class RecommenderInfo(BaseModel):
+    experiment: str | None = Field(description="None: the default, outside experiments")
     arm: str
     name: str
     version: str
@@ -122,3 +131,37 @@ class Health(BaseModel):
     likes: int
     recommenders: list[RecommenderInfo]
     started_at: datetime
+
+
+class ArmInfo(BaseModel):
+    name: str
+    weight: int = Field(description="percent of the buckets")
+    buckets: tuple[int, int] = Field(description="[first, last] bucket (0-9999) of the arm")
+    covered_buckets: int = Field(description="buckets from the first that are in the experiment")
+    recommender: str
+    bundle: str = Field(description="folder under FEEDLAB_ARTIFACTS")
+    model_version: str
+
+
+class ExperimentInfo(BaseModel):
+    name: str
+    description: str
+    salt: str
+    start: datetime
+    end: datetime | None
+    coverage: float = Field(description="percent of users in the experiment")
+    running: bool = Field(description="whether a request now belongs to it")
+    arms: list[ArmInfo]
+    forced: dict[str, list[int]]
+
+
+class ArmCounts(BaseModel):
+    exposures: int
+    users: int
+
+
+class ExperimentDetail(ExperimentInfo):
+    counts: dict[str, ArmCounts] = Field(
+        description="exposures and distinct users per arm, as stored in the database now "
+        "(exposures still buffered by the service are not counted yet)"
+    )

@@ -1,17 +1,22 @@
 """What the service holds in memory from start, so a recommendation never queries the
-database: the post catalogue, the user ids, the like history and the recommenders."""
+database: the post catalogue, the user ids, the like history and the recommenders (routed
+by the experiment), and the exposure log that writes what was shown in the background."""
 
 import logging
 import math
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from experiment.config import ExperimentsFile
+from experiment.exposure_log import ExposureLog
+from experiment.routing import Route, Router, ServedModel
+from feeddata.exposures import Exposure
 from feeddata.interactions import Interactions, read_interactions, read_posts
 from feeddata.queries import NotFoundError, all_user_ids
 from recommenders.base import META_FILE, Recommender, TrainingData
@@ -20,8 +25,6 @@ from recommenders.history import LikeHistory
 
 log = logging.getLogger("feedlab.api")
 
-ArmName = Literal["control", "test"]
-CONTROL: ArmName = "control"
 POPULARITY_BUNDLE = "popular"
 
 
@@ -36,8 +39,15 @@ class PostCard:
 
 @dataclass(frozen=True)
 class Recommendation:
-    exp_group: ArmName
+    """A response: the arm it reports, the posts, and the id of its exposure."""
+
+    request_id: str
+    route: Route
     posts: list[PostCard]
+
+    @property
+    def exp_group(self) -> str:
+        return self.route.arm
 
 
 @dataclass(frozen=True)
@@ -69,8 +79,8 @@ class Catalogue:
 
 
 class ServiceState:
-    """The service's memory. :meth:`recommender_for` is the seam where the A/B experiment
-    will route each user to an arm; until then every user gets the control arm."""
+    """The service's memory. :attr:`router` picks each user's arm and recommender; every
+    response is handed to :attr:`exposure_log` when one is attached."""
 
     def __init__(
         self,
@@ -79,58 +89,84 @@ class ServiceState:
         catalogue: Catalogue,
         user_ids: np.ndarray,
         history: LikeHistory,
-        control: Recommender,
+        router: Router,
     ) -> None:
         self.engine = engine
         self.catalogue = catalogue
         self.user_ids = np.asarray(user_ids, dtype=np.int64)
         self.history = history
-        self.control = control
+        self.router = router
+        self.exposure_log: ExposureLog | None = None
         self.started_at = datetime.now(UTC)
 
     @classmethod
-    def load(cls, engine: Engine, artifacts: Path) -> "ServiceState":
+    def load(
+        cls, engine: Engine, artifacts: Path, experiments: ExperimentsFile | None = None
+    ) -> "ServiceState":
         """Read the catalogue, the users and every like; load the popularity bundle from
-        ``<artifacts>/popular``, or fit one in memory when there is none."""
+        ``<artifacts>/popular`` (fitted in memory when there is none) as the default
+        recommender, and every experiment arm's bundle (which must exist)."""
         catalogue = Catalogue.from_frame(read_posts(engine))
         user_ids = all_user_ids(bind=engine)
         likes = read_interactions(engine, likes_only=True, progress=False)
         history = LikeHistory(catalogue.post_ids, likes)
-        control = load_or_fit_popularity(artifacts / POPULARITY_BUNDLE, likes, catalogue, user_ids)
+        default = load_or_fit_popularity(artifacts / POPULARITY_BUNDLE, likes, catalogue, user_ids)
+        router = Router.load(experiments or ExperimentsFile(), artifacts, default)
         log.info(
-            "loaded %d posts, %d users, %d likes; control recommender %s",
+            "loaded %d posts, %d users, %d likes; default recommender %s; %d experiment(s)",
             len(catalogue),
             len(user_ids),
             history.n_likes,
-            control.version,
+            default.version,
+            len(router.experiments.experiments),
         )
         return cls(
-            engine=engine, catalogue=catalogue, user_ids=user_ids, history=history, control=control
+            engine=engine, catalogue=catalogue, user_ids=user_ids, history=history, router=router
         )
 
     def has_user(self, user_id: int) -> bool:
         i = int(np.searchsorted(self.user_ids, user_id))
         return i < len(self.user_ids) and int(self.user_ids[i]) == user_id
 
-    def arms(self) -> dict[ArmName, Recommender]:
-        """Every arm served and its recommender."""
-        return {CONTROL: self.control}
-
-    def recommender_for(self, user_id: int) -> tuple[ArmName, Recommender]:
-        """The experiment arm of ``user_id`` and the recommender that serves it."""
-        return CONTROL, self.control
+    def served(self) -> list[ServedModel]:
+        """Every recommender served: the default, then each experiment arm's."""
+        return self.router.served()
 
     def recommend(self, user_id: int, time: int, limit: int) -> Recommendation:
-        """The ``limit`` best posts for ``user_id`` at ``time`` (epoch seconds), from memory."""
+        """The ``limit`` best posts for ``user_id`` at ``time`` (epoch seconds), from memory,
+        from the user's arm; the response is logged as an exposure."""
         if not self.has_user(user_id):
             raise NotFoundError("user", user_id)
-        arm, recommender = self.recommender_for(user_id)
-        post_ids = recommender.recommend(user_id, time, limit, self.history)
-        return Recommendation(arm, self.catalogue.cards(post_ids))
+        at = datetime.fromtimestamp(time, UTC)
+        route = self.router.route(user_id, at)
+        post_ids = route.recommender.recommend(user_id, time, limit, self.history)
+        request_id = uuid.uuid4().hex
+        if self.exposure_log is not None:
+            self.exposure_log.log(_exposure(request_id, route, user_id, at, post_ids))
+        return Recommendation(request_id, route, self.catalogue.cards(post_ids))
 
     def record_like(self, user_id: int, post_id: int, time: datetime) -> None:
         """Make a like just stored in the database count for the next recommendations."""
         self.history.add_like(user_id, post_id, math.floor(time.replace(tzinfo=UTC).timestamp()))
+
+
+def _exposure(
+    request_id: str, route: Route, user_id: int, at: datetime, post_ids: np.ndarray
+) -> Exposure:
+    assignment = route.assignment
+    return Exposure(
+        request_id=request_id,
+        experiment=assignment.experiment if assignment else None,
+        arm=route.arm,
+        bucket=assignment.bucket if assignment else None,
+        forced=assignment.forced if assignment else False,
+        user_id=user_id,
+        request_time=at.replace(tzinfo=None),
+        served_at=datetime.now(UTC).replace(tzinfo=None),
+        recommender=route.recommender.name,
+        model_version=route.recommender.version,
+        post_ids=tuple(int(p) for p in post_ids),
+    )
 
 
 def load_or_fit_popularity(

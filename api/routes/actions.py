@@ -1,20 +1,50 @@
-"""``/feed/actions``: feed clients report views and likes."""
+"""``/feed/actions``: feed clients report views and likes, at most once per event id."""
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, HTTPException, Response, status
 
-from api.deps import ConnDep, StateDep
+from api.deps import StateDep
 from api.schemas import ActionIn, ActionOut, now_utc
 from feeddata import queries
+from feeddata.receipts import EventIdConflictError, record_action_once
 
 router = APIRouter(prefix="/feed", tags=["feed"])
 
 
-@router.post("/actions", response_model=ActionOut, status_code=status.HTTP_201_CREATED)
-def record_action(action: ActionIn, conn: ConnDep, state: StateDep) -> ActionOut:
+@router.post(
+    "/actions",
+    response_model=ActionOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"description": "a retry: this event_id was recorded before, nothing new stored"},
+        409: {"description": "this event_id was recorded before for another action"},
+    },
+)
+def record_action(action: ActionIn, state: StateDep, response: Response) -> ActionOut:
     time = (action.time or now_utc()).replace(tzinfo=None)
-    recorded = queries.record_action(
-        bind=conn, user_id=action.user_id, post_id=action.post_id, action=action.action, time=time
-    )
+    if action.event_id is None:
+        recorded = queries.record_action(
+            bind=state.engine,
+            user_id=action.user_id,
+            post_id=action.post_id,
+            action=action.action,
+            time=time,
+        )
+    else:
+        try:
+            receipt = record_action_once(
+                bind=state.engine,
+                event_id=action.event_id,
+                user_id=action.user_id,
+                post_id=action.post_id,
+                action=action.action,
+                time=time,
+            )
+        except EventIdConflictError as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+        recorded = receipt.recorded
+        if receipt.replayed:
+            response.status_code = status.HTTP_200_OK
+            return ActionOut.from_recorded(recorded)
     if action.action == "like":
         state.record_like(action.user_id, action.post_id, time)
     return ActionOut.from_recorded(recorded)

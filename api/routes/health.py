@@ -21,8 +21,13 @@ def health(state: StateDep, response: Response) -> Health:
         users=len(state.user_ids),
         likes=state.history.n_likes,
         recommenders=[
-            RecommenderInfo(arm=arm, name=model.name, version=model.version)
-            for arm, model in state.arms().items()
+            RecommenderInfo(
+                experiment=served.experiment,
+                arm=served.arm,
+                name=served.recommender.name,
+                version=served.recommender.version,
+            )
+            for served in state.served()
         ],
         started_at=state.started_at,
     )

@@ -1,14 +1,18 @@
-"""``/post/recommendations/``: the posts to show a user now, from memory only."""
+"""``/post/recommendations/``: the posts to show a user now, from memory only, from the
+user's experiment arm; every response is logged as an exposure."""
 
 import math
+from time import perf_counter
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from api.deps import StateDep
+from api.deps import MetricsDep, StateDep
 from api.schemas import DbId, Limit, Post, Recommendations, UtcTime, now_utc
 
 router = APIRouter(tags=["recommendations"])
+
+REQUEST_ID_HEADER = "X-Request-Id"
 
 
 # Declared before /post/{post_id} (see api.main): without its slash the path would
@@ -17,14 +21,23 @@ router = APIRouter(tags=["recommendations"])
 @router.get("/post/recommendations", response_model=Recommendations, include_in_schema=False)
 def recommend(
     state: StateDep,
+    metrics: MetricsDep,
+    response: Response,
     user_id: Annotated[DbId, Query(alias="id")],
     time: Annotated[UtcTime | None, Query(description="ISO-8601; default now")] = None,
     limit: Annotated[Limit, Query()] = 10,
 ) -> Recommendations:
+    started = perf_counter()
     # Whole seconds, rounded up, so a like stored earlier in the same second is excluded.
     epoch = math.ceil((time or now_utc()).timestamp())
     result = state.recommend(user_id, epoch, limit)
-    return Recommendations(
-        exp_group=result.exp_group,
+    response.headers[REQUEST_ID_HEADER] = result.request_id
+    body = Recommendations(
+        exp_group=result.exp_group,  # type: ignore[arg-type]  # arms are control or test
         recommendations=[Post(id=p.id, text=p.text, topic=p.topic) for p in result.posts],
     )
+    assignment = result.route.assignment
+    metrics.observe(
+        assignment.experiment if assignment else None, result.exp_group, perf_counter() - started
+    )
+    return body

@@ -1,5 +1,6 @@
 """POST /feed/actions: views and likes land in feed_data and in the live like history."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
@@ -107,3 +108,40 @@ def test_unknown_user_or_post_is_404_and_stores_nothing(client: TestClient) -> N
     assert (response.status_code, response.json()) == (404, {"detail": "post 888 not found"})
     assert len(client.get("/user/1/feed", params={"limit": 100}).json()) == 5
     assert client.get("/health").json()["likes"] == 7
+
+
+def test_a_retried_event_is_stored_once(client: TestClient) -> None:
+    like = {"user_id": 4, "post_id": 14, "action": "like", "time": "2021-10-02T08:00:00"}
+    first = client.post(URL, json={**like, "event_id": "3f2a-like-1"})
+    retry = client.post(URL, json={**like, "event_id": "3f2a-like-1"})
+    assert (first.status_code, retry.status_code) == (201, 200)
+    assert retry.json() == first.json()
+    feed = client.get("/user/4/feed").json()
+    assert [e["action"] for e in feed] == ["like"]
+    assert client.get("/health").json()["likes"] == 8  # counted once in memory too
+    other = client.post(URL, json={**like, "event_id": "3f2a-like-2"})
+    assert other.status_code == 201
+    assert len(client.get("/user/4/feed").json()) == 2
+
+
+def test_an_event_id_reused_for_another_action_is_a_conflict(client: TestClient) -> None:
+    view = {"user_id": 4, "post_id": 14, "action": "view", "event_id": "ev-9"}
+    assert client.post(URL, json=view).status_code == 201
+    reused = client.post(URL, json={**view, "post_id": 13})
+    assert reused.status_code == 409
+    assert "'ev-9' was already used for a view of post 14 by user 4" in reused.json()["detail"]
+
+
+def test_a_bad_event_id_is_a_bad_parameter(client: TestClient) -> None:
+    view = {"user_id": 4, "post_id": 14, "action": "view"}
+    for bad in ("", "has space", "x" * 129):
+        assert client.post(URL, json={**view, "event_id": bad}).status_code == 422
+
+
+def test_concurrent_retries_store_one_event(client: TestClient) -> None:
+    like = {"user_id": 3, "post_id": 14, "action": "like", "event_id": "race-1"}
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(lambda _: client.post(URL, json=like).status_code, range(8)))
+    assert codes == [200] * 7 + [201]
+    likes = [e for e in client.get("/user/3/feed").json() if e["post_id"] == 14]
+    assert len(likes) == 1

@@ -1,0 +1,148 @@
+"""Exposures (what the service showed to whom, when, from which arm): writing and counting.
+
+Writes are idempotent on ``request_id`` (``ON CONFLICT DO NOTHING`` on both databases), so
+a batch retried after an ambiguous failure, or replayed from a spill file, is stored once.
+"""
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, distinct, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Insert
+
+from feeddata.db import Bind, connect, is_postgres, transaction
+from feeddata.schema import FEEDLAB_TABLES, exposure_posts, exposures, metadata
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One recommendation response. Times are naive UTC; ``experiment`` is None outside
+    any experiment."""
+
+    request_id: str
+    experiment: str | None
+    arm: str
+    bucket: int | None
+    forced: bool
+    user_id: int
+    request_time: datetime
+    served_at: datetime
+    recommender: str
+    model_version: str
+    post_ids: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["request_time"] = self.request_time.isoformat()
+        record["served_at"] = self.served_at.isoformat()
+        record["post_ids"] = list(self.post_ids)
+        return record
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> "Exposure":
+        return cls(
+            **{
+                **record,
+                "request_time": datetime.fromisoformat(record["request_time"]),
+                "served_at": datetime.fromisoformat(record["served_at"]),
+                "post_ids": tuple(record["post_ids"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ArmCounts:
+    exposures: int
+    users: int
+
+
+def create_feedlab_tables(bind: Bind, *, attempts: int = 5) -> None:
+    """Create feedlab's own tables when missing; the course tables are not touched.
+
+    Service workers start together and may race: PostgreSQL serialises them with an
+    advisory lock; on SQLite a worker that loses the race retries.
+    """
+    for attempt in range(attempts):
+        try:
+            with transaction(bind) as conn:
+                if is_postgres(conn):
+                    conn.execute(select(func.pg_advisory_xact_lock(_CREATE_LOCK)))
+                metadata.create_all(conn, tables=list(FEEDLAB_TABLES.values()), checkfirst=True)
+            return
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+_CREATE_LOCK = 0x6665_6564_6C61_62  # "feedlab"
+
+
+def write_exposures(*, bind: Bind, batch: Sequence[Exposure]) -> None:
+    """Store ``batch`` in one transaction; exposures already stored are skipped."""
+    if not batch:
+        return
+    rows = [
+        {
+            "request_id": e.request_id,
+            "experiment": e.experiment,
+            "arm": e.arm,
+            "bucket": e.bucket,
+            "forced": e.forced,
+            "user_id": e.user_id,
+            "request_time": e.request_time,
+            "served_at": e.served_at,
+            "recommender": e.recommender,
+            "model_version": e.model_version,
+            "post_ids": "[" + " ".join(map(str, e.post_ids)) + "]",
+        }
+        for e in batch
+    ]
+    posts = [
+        {"request_id": e.request_id, "position": i, "post_id": post_id}
+        for e in batch
+        for i, post_id in enumerate(e.post_ids)
+    ]
+    with transaction(bind) as conn:
+        conn.execute(_insert_new(bind, exposures), rows)
+        if posts:
+            conn.execute(_insert_new(bind, exposure_posts), posts)
+
+
+def _insert_new(bind: Bind, table: Table) -> Insert:
+    dialect = postgresql if is_postgres(bind) else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def arm_counts(*, bind: Bind, experiment: str) -> dict[str, ArmCounts]:
+    """Stored exposures and distinct users per arm of ``experiment``."""
+    query = (
+        select(exposures.c.arm, func.count(), func.count(distinct(exposures.c.user_id)))
+        .where(exposures.c.experiment == experiment)
+        .group_by(exposures.c.arm)
+        .order_by(exposures.c.arm)
+    )
+    with connect(bind) as conn:
+        return {arm: ArmCounts(int(n), int(users)) for arm, n, users in conn.execute(query)}
+
+
+def count_exposures(*, bind: Bind) -> int:
+    """Every stored exposure, in or out of experiments."""
+    with connect(bind) as conn:
+        return int(conn.execute(select(func.count()).select_from(exposures)).scalar_one())
+
+
+def shown_posts(*, bind: Bind, request_id: str) -> list[int]:
+    """The posts of one exposure in the order shown."""
+    query = (
+        select(exposure_posts.c.post_id)
+        .where(exposure_posts.c.request_id == request_id)
+        .order_by(exposure_posts.c.position)
+    )
+    with connect(bind) as conn:
+        return [int(p) for p in conn.execute(query).scalars()]
