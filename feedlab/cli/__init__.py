@@ -2,7 +2,7 @@
 
 import typer
 
-from feedlab.cli import evaluate, generate, imports, serve, simulate
+from feedlab.cli import evaluate, generate, imports, report, serve, simulate
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -19,6 +19,8 @@ app.command("serve")(serve.serve)
 app.command("up")(serve.up)
 app.command("evaluate")(evaluate.evaluate)
 app.command("simulate")(simulate.simulate)
+app.command("report")(report.report)
+app.command("aa")(report.aa)
 
 
 def main() -> None:

@@ -1,0 +1,154 @@
+"""The database input: the same logs stored as exposures and feed_data likes give exactly
+the statistics of the file input, on SQLite and on PostgreSQL."""
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+from sqlalchemy import Connection
+
+from analysis.database import read_experiment, read_feed_history
+from analysis.logs import reduce_logs
+from analysis.report import AnalysisConfig, analyse
+from analysis.synthetic_logs import synthetic_logs
+from feeddata.exposures import Exposure, write_exposures
+from feeddata.schema import feed_data
+
+# far from any id another test might have committed to the shared test database
+USER_OFFSET = 900_000_000
+EXPERIMENT = "analysis-test"
+
+
+def _time(seconds: int) -> datetime:
+    return datetime.fromtimestamp(int(seconds), UTC).replace(tzinfo=None)
+
+
+def store(conn: Connection, views: pd.DataFrame, likes: pd.DataFrame, forced: bool = False):
+    batch = [
+        Exposure(
+            request_id=f"{EXPERIMENT}-{forced}-{i}",
+            experiment=EXPERIMENT,
+            arm=row["exp_group"],
+            bucket=0,
+            forced=forced,
+            user_id=int(row["user_id"]),
+            request_time=_time(row["timestamp"]),
+            served_at=_time(row["timestamp"]),
+            recommender="popular",
+            model_version="1",
+            post_ids=tuple(int(p) for p in row["recommendations"].strip("[]").split()),
+        )
+        for i, row in enumerate(views.to_dict("records"))
+    ]
+    write_exposures(bind=conn, batch=batch)
+    if len(likes):
+        conn.execute(
+            feed_data.insert(),
+            [
+                {
+                    "timestamp": _time(row["timestamp"]),
+                    "user_id": int(row["user_id"]),
+                    "post_id": int(row["post_id"]),
+                    "action": "like",
+                    "target": 0,
+                }
+                for row in likes.to_dict("records")
+            ],
+        )
+
+
+@pytest.fixture
+def logs():
+    views, likes = synthetic_logs(users=150, exposures=450, likes=500, lift=0.2, seed=7)
+    views["user_id"] += USER_OFFSET
+    likes["user_id"] += USER_OFFSET
+    # a crossover user: their second exposure claims the other arm
+    first = views.index[views["user_id"].duplicated(keep=False)][0]
+    other = views.index[(views["user_id"] == views.loc[first, "user_id"])][1]
+    views.loc[other, "exp_group"] = (
+        "test" if views.loc[first, "exp_group"] == "control" else "control"
+    )
+    return views, likes
+
+
+def test_database_input_equals_the_file_input(db: Connection, logs):
+    views, likes = logs
+    store(db, views, likes)
+    # a QA account forced into an arm is not randomised: left out
+    qa = views.iloc[:3].assign(user_id=USER_OFFSET + 99_999)
+    store(db, qa, likes.iloc[:0], forced=True)
+    from_db = read_experiment(bind=db, experiment=EXPERIMENT, window=3600, k=5)
+    from_files = reduce_logs(views, likes, window=3600, k=5)
+    assert from_db.arms == from_files.arms == ("control", "test")
+    assert from_db.arm_stats == from_files.arm_stats
+    assert from_db.daily == from_files.daily
+    assert from_db.crossover_users == from_files.crossover_users
+    assert len(from_db.crossover_users) == 1
+    assert (from_db.users_seen, from_db.exposures, from_db.likes) == (
+        from_files.users_seen,
+        from_files.exposures,
+        from_files.likes,
+    )
+    assert from_db.time_range == from_files.time_range
+    assert from_db.users is not None
+    assert from_files.users is not None
+    for name in ("user_id", "arm", "exposures", "hits", "shown", "liked_shown", "likes"):
+        assert getattr(from_db.users, name).tolist() == getattr(from_files.users, name).tolist()
+
+
+def test_window_and_k_reach_the_sql(db: Connection, logs):
+    views, likes = logs
+    store(db, views, likes)
+    for window, k in ((0, 5), (600, 2)):
+        from_db = read_experiment(bind=db, experiment=EXPERIMENT, window=window, k=k)
+        assert from_db.arm_stats == reduce_logs(views, likes, window=window, k=k).arm_stats
+
+
+def test_sums_only_without_user_rows(db: Connection, logs):
+    views, likes = logs
+    store(db, views, likes)
+    data = read_experiment(bind=db, experiment=EXPERIMENT, user_rows=False)
+    assert data.users is None
+    report = analyse(data, AnalysisConfig(min_users_per_arm=10))
+    assert report.metric("hitrate").effect.ok
+    assert report.metric("hitrate").bootstrap is None
+    assert report.likes_histogram is None
+
+
+def test_an_experiment_without_exposures_gives_no_verdict(db: Connection):
+    data = read_experiment(bind=db, experiment="never-ran")
+    assert data.arms == ()
+    report = analyse(data)
+    assert report.verdict.decision == "no verdict"
+    assert "no users" in report.verdict.text
+
+
+def test_feed_history_users(db: Connection):
+    rows = [
+        (1, 10, "view", 1, "2021-10-01 10:00:00"),
+        (1, 10, "like", 0, "2021-10-01 10:00:05"),
+        (1, 11, "view", 0, "2021-10-02 10:00:00"),
+        (2, 10, "like", 0, "2021-09-01 10:00:00"),
+        (2, 12, "view", 0, "2021-10-03 10:00:00"),
+        (3, 12, "like", 0, "2021-10-03 10:00:00"),  # no views: not a user of the A/A
+    ]
+    db.execute(
+        feed_data.insert(),
+        [
+            {
+                "user_id": USER_OFFSET + u,
+                "post_id": p,
+                "action": a,
+                "target": t,
+                "timestamp": datetime.fromisoformat(ts),
+            }
+            for u, p, a, t, ts in rows
+        ],
+    )
+    users = read_feed_history(bind=db, since=datetime(2021, 9, 15))
+    mine = users.user_id >= USER_OFFSET
+    assert (users.user_id[mine] - USER_OFFSET).tolist() == [1, 2]
+    assert users.exposures[mine].tolist() == [2, 1]
+    assert users.hits[mine].tolist() == [1, 0]
+    assert users.likes[mine].tolist() == [1, 0]
+    assert users.pre_likes[mine].tolist() == [0, 1]
