@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None, writer: WriterConfig | None = N
     """The service for ``settings`` (default: :func:`get_settings`, from the environment);
     ``writer`` tunes the exposure writer (default: ``FEEDLAB_EXPOSURE_*`` variables)."""
     settings = settings or get_settings()
-    writer = writer or WriterConfig()
+    writer = writer or settings.writer_config()
     _configure_logging(settings.log_level)
     service_metrics = ServiceMetrics()
 

@@ -17,8 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from experiment.spill import SpillFiles
 from feeddata.exposures import Exposure
@@ -28,11 +27,11 @@ log = logging.getLogger("feedlab.exposures")
 WriteBatch = Callable[[Sequence[Exposure]], None]
 
 
-class WriterConfig(BaseSettings):
-    """Tuning of the exposure writer, from ``FEEDLAB_EXPOSURE_<FIELD>`` variables; the
-    defaults suit production."""
+class WriterConfig(BaseModel):
+    """Tuning of the exposure writer; the service reads it from ``FEEDLAB_EXPOSURE_*``
+    through :meth:`feedlab.settings.Settings.writer_config`. The defaults suit production."""
 
-    model_config = SettingsConfigDict(env_prefix="FEEDLAB_EXPOSURE_", extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     spill_dir: Path | None = Field(
         default=None, description="spill files; default: <FEEDLAB_ARTIFACTS>/exposure_spill"
