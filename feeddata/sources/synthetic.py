@@ -14,14 +14,32 @@ The generative model, in the order it is drawn (each part from its own seeded st
   + user_factors[u] . post_factors[i] + hour_effect[h])``. Topic affinity depends on age,
   gender and country plus a personal part; the rank-8 latent factors of posts cluster by
   topic and subtopic; the user bias holds a like propensity and small os/source effects.
-  The intercept is calibrated so that ``config.like_rate`` of the generated views are liked.
+  The intercept is calibrated so that about ``config.like_rate`` of the generated views
+  are liked.
 * **Activity**: each user has lognormal expected views per day and a share of days on which
-  they show up at all; weekends are a little busier. A user's views of a day come in
-  sessions starting by an hour-of-day curve (Russian evenings), tens of seconds apart.
-* **Feed** (``feed_data``): which post a view shows is mostly uniform at random (the
-  course's feed was random), partly popularity-weighted and partly from the user's favourite
-  topics. A liked view gets ``target = 1`` and a ``like`` row seconds to minutes later. A
-  user likes a post at most once; later views of it are not liked again.
+  they show up at all; weekends are a little busier. On such a day the user opens a Poisson
+  number of sessions (a few a day for heavy users, one every few days for light ones), each
+  starting by an hour-of-day curve (Russian evenings) and holding 1 + negative binomial
+  views (mean 16) about half a minute apart, so the hour after a view usually holds several.
+* **Feed** (``feed_data``): the logged feed was served by an old recommender, and each view
+  shows a post from a mixture of three draws:
+
+  - *popular* (``feed_popular_share``, 50 %): a Zipf law (exponent 1.4) over the posts
+    ranked by appeal, which is mostly post quality (correlation 0.8) and partly luck.
+    Posts come out on a hidden day (uniformly from 60 days before the start to the end)
+    and are shown only from then; a new post's weight is tripled and the boost fades over
+    about a week, so the popular set drifts while high-appeal posts stay near the top;
+  - *personal* (``feed_topical_share``, 40 %): a topic by its popularity mass times
+    ``exp(1.5 * affinity[u, topic])``, then the best of 32 random posts of that topic by
+    ``4 * user_factors[u] . post_factors[i] + 0.3 * log(popularity)`` plus Gumbel noise;
+  - *exploration* (the rest, 10 %): a post out by then, uniformly at random.
+
+  The feed does not show a user a post they liked before, nor one post twice in a day
+  (redrawn a few times at most). Popularity is thus a strong but beatable baseline: the
+  hidden tastes and the drift leave room for a model. A liked view gets ``target = 1`` and a
+  ``like`` row seconds to minutes later. A user likes a post at most once. The like
+  intercept is calibrated on a sample of feed views, then corrected once by simulating the
+  whole period for a subsample of users.
 
 Every day has its own random stream (``SeedSequence(seed, spawn_key=(4, day))``), so the
 output is the same however it is chunked. Memory holds one day at a time.

@@ -39,10 +39,11 @@ class SyntheticConfig:
     views_per_user_day: float = COURSE_VIEWS_PER_USER_DAY
     like_rate: float = 0.11
     """Target share of views that are liked; the ground truth's intercept is calibrated to it."""
-    feed_popular_share: float = 0.15
-    """Share of views showing a post drawn by popularity (post quality) instead of at random."""
-    feed_topical_share: float = 0.10
-    """Share of views showing a post of a topic the user likes instead of one at random."""
+    feed_popular_share: float = 0.50
+    """Share of views the old feed drew from its (drifting, Zipf) popularity ranking."""
+    feed_topical_share: float = 0.40
+    """Share of views the old feed drew for the user: favourite topics, then latent taste.
+    The rest of the views show a post at random."""
 
     def __post_init__(self) -> None:
         for name in ("users", "posts", "days"):

@@ -10,7 +10,7 @@ from feeddata.sources.synthetic_text import SUBTOPICS, post_texts
 from feeddata.sources.synthetic_truth import GroundTruth
 
 # Random streams, one per part, so that changing one part never shifts another.
-STREAM_USERS, STREAM_POSTS, STREAM_TASTES, STREAM_CALIBRATION, STREAM_DAYS = range(5)
+STREAM_USERS, STREAM_POSTS, STREAM_TASTES, STREAM_CALIBRATION, STREAM_DAYS, STREAM_FEED = range(6)
 
 COUNTRIES = {
     "Russia": 0.878,

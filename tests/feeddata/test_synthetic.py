@@ -109,6 +109,24 @@ def test_users_come_and_go_by_the_hour(medium: dict[str, pd.DataFrame]) -> None:
     assert by_hour.max() > 5 * by_hour.min()  # nights are quiet
 
 
+def test_the_old_feed_comes_in_sessions_and_favours_popular_posts(
+    medium: dict[str, pd.DataFrame],
+) -> None:
+    feed = medium["feed_data"]
+    views = feed[feed["action"] == "view"].sort_values(["user_id", "timestamp"], kind="stable")
+    gap = views.groupby("user_id")["timestamp"].diff().dt.total_seconds().dropna()
+    assert gap.median() < 60  # views of a session are seconds apart
+    assert (gap <= 600).mean() > 0.8
+    per_post = views["post_id"].value_counts()
+    assert per_post.head(len(per_post) // 20).sum() > 0.15 * len(views)  # 5 % of posts
+    day = views["timestamp"].dt.day
+    first, last = (set(views.loc[day == d, "post_id"].value_counts().index[:10]) for d in (1, 7))
+    assert 0 < len(first & last) < 10  # the popular set drifts
+    likes = feed.loc[feed["action"] == "like", ["user_id", "post_id", "timestamp"]]
+    seen = views.merge(likes, on=["user_id", "post_id"], suffixes=("", "_liked"))
+    assert (seen["timestamp"] > seen["timestamp_liked"]).sum() < 0.02 * len(views)
+
+
 def test_topic_can_be_read_from_the_text() -> None:
     posts = tables(SyntheticConfig(users=10, posts=700, days=1, seed=3))["post_text_df"]
     train, test = train_test_split(posts, test_size=0.3, random_state=0, stratify=posts["topic"])
