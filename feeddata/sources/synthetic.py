@@ -45,8 +45,6 @@ Every day has its own random stream (``SeedSequence(seed, spawn_key=(4, day))``)
 output is the same however it is chunked. Memory holds one day at a time.
 """
 
-import contextlib
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -173,11 +171,7 @@ def generate(
             yield chunk
 
     total = len(world.users) + len(world.posts) + expected_feed_rows(config)
-    # the loader always draws its bar on stderr; silence it when asked to
-    with open(os.devnull, "w") as sink:
-        quiet = contextlib.nullcontext() if progress else contextlib.redirect_stderr(sink)
-        with quiet:
-            loaded = load(bind, counted(), total_rows=total, description="generate")
+    loaded = load(bind, counted(), total_rows=total, description="generate", progress=progress)
     folder = truth.save(truth_dir)
     return GenerationReport(
         rows=dict(loaded.rows),
