@@ -35,15 +35,18 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 
 def start_server(
-    url: str, artifacts: Path, port: int, timeout: float = 900
+    url: str, artifacts: Path, port: int, log: Path, timeout: float = 900
 ) -> subprocess.Popen[bytes]:
+    """`feedlab serve` on ``url`` with its output in ``log`` (a pipe nobody reads would fill
+    up and stall the server)."""
     env = os.environ | {"FEEDLAB_DATABASE_URL": url, "FEEDLAB_ARTIFACTS": str(artifacts)}
     command = [sys.executable, "-m", "feedlab.cli", "serve", "--port", str(port), "--workers", "1"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with log.open("wb") as sink:
+        server = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"server exited: {server.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                 return server
@@ -73,7 +76,7 @@ def measure(url: str, label: str, artifacts: Path | None = None, limit: int = 5)
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        server = start_server(url, artifacts or Path(tmp), port)
+        server = start_server(url, artifacts or Path(tmp), port, Path(tmp) / "server.log")
         startup = time.perf_counter() - started
         try:
             users, times = _request_plan(url, REQUESTS + WARMUP, seed=1)
@@ -99,7 +102,11 @@ def measure(url: str, label: str, artifacts: Path | None = None, limit: int = 5)
             current, peak = rss_mb(server.pid)
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                raise
     ms = np.asarray(latencies)
     return [label, startup, float(np.median(ms)), float(np.percentile(ms, 95)),
             float(np.percentile(ms, 99)), current, peak]  # fmt: skip
