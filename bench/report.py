@@ -78,6 +78,8 @@ def machine() -> dict[str, Any]:
         "memory_gb": round(mem_kb / 2**20, 1),
         "python": platform.python_version(),
         "commit": _git_commit(),
+        # other work on this shared machine slows every figure: read them with this in mind
+        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -109,7 +111,8 @@ def write_benchmarks_md() -> Path:
             f"## {result.title}",
             "",
             f"`{result.command}` · {result.date} · {m['cpu']}, {m['cores']} cores, "
-            f"{m['memory_gb']} GB · Python {m['python']} · commit {m['commit']}",
+            f"{m['memory_gb']} GB · Python {m['python']} · commit {m['commit']} · "
+            f"load average {m.get('load_avg_1m', 'n/a')} when it finished",
             "",
             result.table(),
         ]
