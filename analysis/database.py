@@ -50,7 +50,32 @@ def _window_end(conn: Connection, column: str) -> str:
 
 
 def _day(conn: Connection, column: str) -> str:
-    return f"CAST(CAST({column} AS DATE) AS TEXT)" if is_postgres(conn) else f"date({column})"
+    return f"CAST({column} AS DATE)" if is_postgres(conn) else f"date({column})"
+
+
+def _bucket(conn: Connection, column: str) -> str:
+    """SQL for the number of the :bucket_s-second interval (from 1970) holding ``column``."""
+    if is_postgres(conn):
+        return f"CAST(floor(date_part('epoch', {column}) / :bucket_s) AS BIGINT)"
+    return f"(CAST(strftime('%s', {column}) AS INTEGER) / :bucket_s)"
+
+
+def _times_shown(conn: Connection) -> str:
+    """SQL for how often the liked post ``l.post_id`` is among the first :k posts of the
+    exposure ``e``: its text list on PostgreSQL (no join), ``exposure_posts`` on SQLite."""
+    if is_postgres(conn):
+        first_k = "(string_to_array(btrim(e.post_ids, '[]'), ' '))[1:CAST(:k AS INTEGER)]"
+        return f"cardinality(array_positions({first_k}, CAST(l.post_id AS TEXT)))"
+    return (
+        "(SELECT COUNT(*) FROM exposure_posts p WHERE p.request_id = e.request_id "
+        "AND p.position < :k AND p.post_id = l.post_id)"
+    )
+
+
+# Posts in the text list "[3644 4529 4704]" (single spaces, "[]" when none), at most k.
+_SHOWN = """CASE WHEN e.post_ids = '[]' THEN 0
+    WHEN LENGTH(e.post_ids) - LENGTH(REPLACE(e.post_ids, ' ', '')) + 1 > :k THEN :k
+    ELSE LENGTH(e.post_ids) - LENGTH(REPLACE(e.post_ids, ' ', '')) + 1 END"""
 
 
 def _create_temp_tables(conn: Connection, params: dict[str, Any]) -> None:
@@ -61,34 +86,44 @@ def _create_temp_tables(conn: Connection, params: dict[str, Any]) -> None:
         conn.execute(text("SET LOCAL work_mem = '64MB'"))
     for table in (USERS, USER_DAYS):
         conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    # A like at s is a hit of an exposure at t when t <= s <= t + window and its post was
+    # among the exposure's first k. Joining exposures with likes on the user alone pairs
+    # every exposure with every like of its user; joining on (user, time bucket) with
+    # buckets at least a window wide pairs it only with likes in its bucket or the next,
+    # so each like is offered under its own bucket and the one before. The few pairs
+    # left are checked against the shown posts.
+    bucket_s = max(int(params["window"]), 1)
     window_end = _window_end(conn, "e.request_time")
     conn.execute(
         text(f"""
         CREATE TEMPORARY TABLE {USER_DAYS} AS
-        WITH ev AS (
-            SELECT e.request_id, e.user_id, e.arm, e.request_time
-            FROM exposures e
-            WHERE e.experiment = :experiment AND NOT e.forced
+        WITH likes AS (
+            SELECT f.user_id, f.post_id, f.timestamp, {_bucket(conn, "f.timestamp")} - o.d AS bucket
+            FROM feed_data f CROSS JOIN (SELECT 0 AS d UNION ALL SELECT 1 AS d) o
+            WHERE f.action = 'like'
         ),
         liked AS (
             -- (exposure, post) pairs liked within the window, once however often liked
-            SELECT DISTINCT e.request_id, f.post_id
-            FROM ev e
-            JOIN feed_data f ON f.user_id = e.user_id AND f.action = 'like'
-                AND f.timestamp >= e.request_time AND f.timestamp <= {window_end}
+            SELECT DISTINCT e.request_id, e.user_id, e.arm, e.request_time, l.post_id,
+                {_times_shown(conn)} AS liked_shown
+            FROM exposures e
+            JOIN likes l ON l.user_id = e.user_id AND l.bucket = {_bucket(conn, "e.request_time")}
+                AND l.timestamp >= e.request_time AND l.timestamp <= {window_end}
+            WHERE e.experiment = :experiment AND NOT e.forced
         ),
         per_request AS (
-            -- one pass over the shown posts: how many, and how many of them were liked
-            SELECT ev.request_id, ev.user_id, ev.arm, ev.request_time,
-                COUNT(p.post_id) AS shown, COUNT(l.post_id) AS liked_shown
-            FROM ev
-            LEFT JOIN exposure_posts p ON p.request_id = ev.request_id AND p.position < :k
-            LEFT JOIN liked l ON l.request_id = p.request_id AND l.post_id = p.post_id
-            GROUP BY ev.request_id, ev.user_id, ev.arm, ev.request_time
+            SELECT user_id, arm, request_time, 0 AS exposures, 1 AS hits, 0 AS shown,
+                SUM(liked_shown) AS liked_shown
+            FROM liked WHERE liked_shown > 0
+            GROUP BY request_id, user_id, arm, request_time
+            UNION ALL
+            SELECT e.user_id, e.arm, e.request_time, 1, 0, {_SHOWN}, 0
+            FROM exposures e
+            WHERE e.experiment = :experiment AND NOT e.forced
         )
         SELECT user_id, arm, {_day(conn, "request_time")} AS day,
-            COUNT(*) AS exposures,
-            SUM(CASE WHEN liked_shown > 0 THEN 1 ELSE 0 END) AS hits,
+            SUM(exposures) AS exposures,
+            SUM(hits) AS hits,
             SUM(shown) AS shown,
             SUM(liked_shown) AS liked_shown,
             MIN(request_time) AS first_seen,
@@ -96,7 +131,7 @@ def _create_temp_tables(conn: Connection, params: dict[str, Any]) -> None:
         FROM per_request
         GROUP BY user_id, arm, {_day(conn, "request_time")}
         """),
-        params,
+        {**params, "bucket_s": bucket_s},
     )
     end = _window_end(conn, f"(SELECT MAX(last_seen) FROM {USER_DAYS})")
     conn.execute(

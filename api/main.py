@@ -11,12 +11,26 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from api.deps import AdminDep
+from api.limits import RequestLimitMiddleware
 from api.metrics import ServiceMetrics
-from api.routes import actions, experiments, health, metrics, posts, recommendations, users
+from api.request_log import REQUEST_ID_HEADER, RequestIdFilter, RequestIdMiddleware, log_formatter
+from api.routes import (
+    actions,
+    experiments,
+    health,
+    metrics,
+    posts,
+    recommendations,
+    reports,
+    users,
+)
+from api.schemas import ValidationErrors, error_responses
 from api.state import ServiceState
 from experiment.config import ExperimentConfigError, ExperimentsFile, load_experiments
 from experiment.exposure_log import ExposureLog, WriterConfig
@@ -35,10 +49,14 @@ class DatabaseNotReadyError(RuntimeError):
 
 def create_app(settings: Settings | None = None, writer: WriterConfig | None = None) -> FastAPI:
     """The service for ``settings`` (default: :func:`get_settings`, from the environment);
-    ``writer`` tunes the exposure writer (default: ``FEEDLAB_EXPOSURE_*`` variables)."""
+    ``writer`` tunes the exposure writer (default: ``FEEDLAB_EXPOSURE_*`` variables).
+
+    Raises :class:`~feedlab.settings.UnsafeSettingsError` for production settings that
+    must not serve (a missing or placeholder admin token)."""
     settings = settings or get_settings()
+    settings.check_serving()
     writer = writer or settings.writer_config()
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     service_metrics = ServiceMetrics()
 
     @asynccontextmanager
@@ -90,14 +108,66 @@ def create_app(settings: Settings | None = None, writer: WriterConfig | None = N
         version=__version__,
         summary="Post recommendations for a students' social network, served for A/B tests.",
         lifespan=lifespan,
+        # Any route: a body over the limit is 413, a bad or too long query string 422.
+        responses={**error_responses(413), 422: {"model": ValidationErrors}},
     )
     app.dependency_overrides[get_settings] = lambda: settings
     # recommendations first: /post/recommendations must not reach /post/{post_id}
-    for module in (recommendations, users, posts, actions, experiments, health, metrics):
+    for module in (recommendations, users, posts, actions, health, metrics):
         app.include_router(module.router)
+    app.include_router(experiments.router, responses=error_responses(404))
+    # A report costs seconds of database work: admin only (FEEDLAB_ADMIN_TOKEN).
+    app.include_router(
+        reports.router,
+        dependencies=[AdminDep],
+        responses=error_responses(401, 403, 404),
+    )
+    app.state.reports = reports.ReportCache()
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(Exception, _internal_error)
+    _add_middleware(app, settings)
+    _document_errors_as_json(app)
     return app
+
+
+def _document_errors_as_json(app: FastAPI) -> None:
+    """Errors are JSON on every route (HTTPException, validation, the limits), also where
+    the route's own answer is HTML or Markdown; FastAPI would document them in the route's
+    media type, so the schema is rewritten once, when first asked for."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                for code, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if code[0] in "45" and content and "application/json" not in content:
+                        [documented] = content.values()
+                        response["content"] = {"application/json": documented}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    # The last added runs first: ids and the access log, then CORS, then the limits.
+    app.add_middleware(
+        RequestLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_query_bytes=settings.max_query_bytes,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER],
+        )
+    app.add_middleware(RequestIdMiddleware)
 
 
 def _experiments(settings: Settings) -> ExperimentsFile:
@@ -129,18 +199,33 @@ async def _not_found(request: Request, error: Exception) -> JSONResponse:
 
 
 async def _internal_error(request: Request, error: Exception) -> JSONResponse:
-    # Last resort: bad input is answered with 404/422 before it gets here.
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    # Last resort: bad input is answered with 404/422 before it gets here. It runs outside
+    # RequestIdMiddleware, so the request id is passed on by hand.
+    request_id = getattr(request.state, "request_id", None)
+    log.error(
+        "unhandled error on %s %s",
+        request.method,
+        request.url.path,
+        exc_info=error,
+        extra={"request_id": request_id},
+    )
     return JSONResponse(
         {"detail": "internal server error; the service log has the details"},
         status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        headers={REQUEST_ID_HEADER: request_id} if request_id else None,
     )
 
 
-def _configure_logging(level: str) -> None:
+class _ServiceLogHandler(logging.StreamHandler):
+    """The handler the service adds to the ``feedlab`` logger (once per process)."""
+
+
+def _configure_logging(level: str, log_format: str) -> None:
     logger = logging.getLogger("feedlab")
     logger.setLevel(level.upper())
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    handler = next((h for h in logger.handlers if isinstance(h, _ServiceLogHandler)), None)
+    if handler is None:
+        handler = _ServiceLogHandler()
+        handler.addFilter(RequestIdFilter())
         logger.addHandler(handler)
+    handler.setFormatter(log_formatter(log_format))

@@ -1,9 +1,16 @@
 """Request and response models of the HTTP API."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 from feeddata import queries
 
@@ -11,6 +18,21 @@ MAX_LIMIT = 100
 
 DbId = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 """An id as the tables store it (a 32-bit integer); anything else is a bad parameter."""
+
+
+def _json_integer(value: object) -> object:
+    # JSON Schema's integer includes 7.0 but not "7" or true, which pydantic would take.
+    if isinstance(value, bool | str):
+        raise ValueError("expected a JSON integer")
+    return value
+
+
+BodyId = Annotated[DbId, BeforeValidator(_json_integer)]
+"""A :data:`DbId` in a JSON body: a JSON number without a fraction, not ``"7"`` or ``true``."""
+
+# Years the service accepts, as written: anything else is a typo or an attack, and
+# far-away times overflow date arithmetic in the databases and in numpy.
+FIRST_YEAR, LAST_YEAR = 1970, 2099
 
 Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]
 
@@ -40,8 +62,56 @@ def _as_utc(value: datetime) -> datetime:
         raise ValueError("date and time out of range once converted to UTC") from None
 
 
-UtcTime = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(_as_utc)]
-"""An ISO-8601 date and time; naive means UTC, an offset is converted to UTC."""
+def _year_in_range(value: datetime) -> datetime:
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"expected a year from {FIRST_YEAR} to {LAST_YEAR}, got {value.year}")
+    return value
+
+
+UtcTime = Annotated[
+    datetime,
+    BeforeValidator(_iso_text),
+    AfterValidator(_year_in_range),  # as written, before the offset is applied
+    AfterValidator(_as_utc),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": r"^(19[7-9][0-9]|20[0-9][0-9])-",
+            "description": f"ISO-8601, year {FIRST_YEAR} to {LAST_YEAR}",
+        }
+    ),
+]
+"""An ISO-8601 date and time of the years 1970 to 2099; naive means UTC, an offset is
+converted to UTC."""
+
+
+class ErrorDetail(BaseModel):
+    """An error with a message that says what was wrong."""
+
+    detail: str
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route that can answer these error codes with an ErrorDetail."""
+    return {code: {"model": ErrorDetail} for code in codes}
+
+
+NOT_FOUND = error_responses(404)
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int] = Field(description="where: query, path or body, then the name")
+    msg: str
+    type: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class ValidationErrors(BaseModel):
+    """A 422: what was wrong with each bad parameter (FastAPI's validation errors)."""
+
+    detail: list[ValidationIssue]
 
 
 def now_utc() -> datetime:
@@ -93,8 +163,8 @@ class ActionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: DbId
-    post_id: DbId
+    user_id: BodyId
+    post_id: BodyId
     action: Literal["view", "like"]
     time: UtcTime | None = Field(default=None, description="ISO-8601; default now")
     event_id: str | None = Field(
@@ -131,6 +201,16 @@ class Health(BaseModel):
     likes: int
     recommenders: list[RecommenderInfo]
     started_at: datetime
+
+
+class Liveness(BaseModel):
+    status: Literal["live"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    state_loaded: bool = Field(description="catalogue, users, likes and models in memory")
+    database: bool = Field(description="the database answers")
 
 
 class ArmInfo(BaseModel):

@@ -132,15 +132,18 @@ class ServiceState:
         """Every recommender served: the default, then each experiment arm's."""
         return self.router.served()
 
-    def recommend(self, user_id: int, time: int, limit: int) -> Recommendation:
+    def recommend(
+        self, user_id: int, time: int, limit: int, *, request_id: str | None = None
+    ) -> Recommendation:
         """The ``limit`` best posts for ``user_id`` at ``time`` (epoch seconds), from memory,
-        from the user's arm; the response is logged as an exposure."""
+        from the user's arm; the response is logged as an exposure with id ``request_id``
+        (default: a new one)."""
         if not self.has_user(user_id):
             raise NotFoundError("user", user_id)
         at = datetime.fromtimestamp(time, UTC)
         route = self.router.route(user_id, at)
         post_ids = route.recommender.recommend(user_id, time, limit, self.history)
-        request_id = uuid.uuid4().hex
+        request_id = request_id or uuid.uuid4().hex
         if self.exposure_log is not None:
             self.exposure_log.log(_exposure(request_id, route, user_id, at, post_ids))
         return Recommendation(request_id, route, self.catalogue.cards(post_ids))

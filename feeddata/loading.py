@@ -40,6 +40,8 @@ OPTIONAL_COLUMNS = {"post_text_df": ("text", "topic"), "feed_data": ("target",)}
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 # psycopg2 feeds COPY 8 KiB at a time by default; larger reads cut Python round trips.
 COPY_READ_BYTES = 1 << 20
+# A post's text, a city...: longer is a broken file (a quote left open) or an attack.
+MAX_TEXT_CHARS = 100_000
 
 
 class DataImportError(ValueError):
@@ -113,8 +115,17 @@ def _raise_first(
         position = int(np.flatnonzero(bad.to_numpy())[0])
         value = raw[column].iloc[position] if column in raw.columns else None
         raise DataImportError(
-            chunk.source, f"{message}, got {value!r}", chunk.first_row + position, column
+            chunk.source, f"{message}, got {shown(value)}", chunk.first_row + position, column
         )
+
+
+def shown(value: object, max_chars: int = 60) -> str:
+    """``repr(value)``, cut short for a message: a bad cell may be megabytes long."""
+    text = repr(value)
+    if len(text) <= max_chars:
+        return text
+    size = f"{len(value):,} characters" if isinstance(value, str) else type(value).__name__
+    return f"{text[:max_chars]}... ({size})"
 
 
 def _as_int(values: pd.Series, chunk: Chunk, column: str) -> pd.Series:
@@ -126,11 +137,22 @@ def _as_int(values: pd.Series, chunk: Chunk, column: str) -> pd.Series:
 
 def _as_text(values: pd.Series, chunk: Chunk, column: str, *, nullable: bool) -> pd.Series:
     text = values.astype("string")
+    if chunk.table != "feed_data":  # feed_data's only text, action, is checked against ACTIONS
+        _check_text_content(text, chunk, column)
     if nullable:
         return text.fillna("").astype(object)
     bad = text.isna() | (text.str.len() == 0)
     _raise_first(bad, chunk, column, "expected a non-empty text", chunk.rows)
     return text.astype(object)
+
+
+def _check_text_content(text: pd.Series, chunk: Chunk, column: str) -> None:
+    too_long = text.str.len().fillna(0) > MAX_TEXT_CHARS
+    message = f"text longer than {MAX_TEXT_CHARS:,} characters"
+    _raise_first(too_long, chunk, column, message, chunk.rows)
+    # PostgreSQL cannot store NUL in text; refused on every database alike
+    nul = text.str.contains("\x00", regex=False).fillna(False).astype(bool)
+    _raise_first(nul, chunk, column, "text contains a NUL character (\\x00)", chunk.rows)
 
 
 def _as_timestamp(values: pd.Series, chunk: Chunk) -> pd.Series:

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, HTTPException, Response, status
 
 from api.deps import StateDep
-from api.schemas import ActionIn, ActionOut, now_utc
+from api.schemas import ActionIn, ActionOut, ErrorDetail, now_utc
 from feeddata import queries
 from feeddata.receipts import EventIdConflictError, record_action_once
 
@@ -15,8 +15,16 @@ router = APIRouter(prefix="/feed", tags=["feed"])
     response_model=ActionOut,
     status_code=status.HTTP_201_CREATED,
     responses={
-        200: {"description": "a retry: this event_id was recorded before, nothing new stored"},
-        409: {"description": "this event_id was recorded before for another action"},
+        200: {
+            "model": ActionOut,
+            "description": "a retry: this event_id was recorded before, nothing new stored",
+        },
+        400: {"model": ErrorDetail, "description": "the body cannot be read (not UTF-8)"},
+        404: {"model": ErrorDetail, "description": "unknown user or post"},
+        409: {
+            "model": ErrorDetail,
+            "description": "this event_id was recorded before for another action",
+        },
     },
 )
 def record_action(action: ActionIn, state: StateDep, response: Response) -> ActionOut:

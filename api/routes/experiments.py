@@ -18,14 +18,20 @@ def list_experiments(state: StateDep) -> list[ExperimentInfo]:
     return [_info(state, e) for e in state.router.experiments.experiments]
 
 
-@router.get("/{name}", response_model=ExperimentDetail)
-def show_experiment(name: str, state: StateDep) -> ExperimentDetail:
+def configured_experiment(state: ServiceState, name: str) -> ExperimentConfig:
+    """The experiment ``name`` of the service's experiment file; 404 naming the known ones."""
     experiment = state.router.experiments.get(name)
     if experiment is None:
         known = ", ".join(e.name for e in state.router.experiments.experiments) or "none"
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"experiment {name!r} not found; configured: {known}"
         )
+    return experiment
+
+
+@router.get("/{name}", response_model=ExperimentDetail)
+def show_experiment(name: str, state: StateDep) -> ExperimentDetail:
+    experiment = configured_experiment(state, name)
     counts = arm_counts(bind=state.engine, experiment=name)
     return ExperimentDetail(
         **_info(state, experiment).model_dump(),

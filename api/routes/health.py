@@ -1,15 +1,37 @@
-"""``/health``: is the service up, can it reach its database, what does it serve."""
+"""Health: ``/health/live`` (the process answers), ``/health/ready`` (it can serve: state
+loaded, database reachable), and ``/health`` with what the service holds."""
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from api.deps import StateDep
-from api.schemas import Health, RecommenderInfo
+from api.schemas import Health, Liveness, Readiness, RecommenderInfo
+from api.state import ServiceState
 from feeddata import queries
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=Health)
+@router.get("/health/live", response_model=Liveness)
+def live() -> Liveness:
+    """200 while the process answers HTTP; restart it when this fails."""
+    return Liveness(status="live")
+
+
+@router.get("/health/ready", response_model=Readiness, responses={503: {"model": Readiness}})
+def ready(request: Request, response: Response) -> Readiness:
+    """200 when the service can serve; 503 (take it out of the load balancer) otherwise."""
+    state: ServiceState | None = getattr(request.app.state, "service", None)
+    database = state is not None and queries.ping(bind=state.engine)
+    if not database:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return Readiness(
+        status="ready" if database else "not ready",
+        state_loaded=state is not None,
+        database=database,
+    )
+
+
+@router.get("/health", response_model=Health, responses={503: {"model": Health}})
 def health(state: StateDep, response: Response) -> Health:
     database = queries.ping(bind=state.engine)
     if not database:

@@ -7,22 +7,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from api.deps import MetricsDep, StateDep
-from api.schemas import DbId, Limit, Post, Recommendations, UtcTime, now_utc
+from api.deps import MetricsDep, RequestIdDep, StateDep
+from api.request_log import REQUEST_ID_HEADER
+from api.schemas import NOT_FOUND, DbId, Limit, Post, Recommendations, UtcTime, now_utc
 
 router = APIRouter(tags=["recommendations"])
-
-REQUEST_ID_HEADER = "X-Request-Id"
 
 
 # Declared before /post/{post_id} (see api.main): without its slash the path would
 # otherwise reach that route and fail as a non-integer id.
-@router.get("/post/recommendations/", response_model=Recommendations)
+@router.get("/post/recommendations/", response_model=Recommendations, responses=NOT_FOUND)
 @router.get("/post/recommendations", response_model=Recommendations, include_in_schema=False)
 def recommend(
     state: StateDep,
     metrics: MetricsDep,
     response: Response,
+    request_id: RequestIdDep,
     user_id: Annotated[DbId, Query(alias="id")],
     time: Annotated[UtcTime | None, Query(description="ISO-8601; default now")] = None,
     limit: Annotated[Limit, Query()] = 10,
@@ -30,7 +30,8 @@ def recommend(
     started = perf_counter()
     # Whole seconds, rounded up, so a like stored earlier in the same second is excluded.
     epoch = math.ceil((time or now_utc()).timestamp())
-    result = state.recommend(user_id, epoch, limit)
+    # The request's id is the exposure's, so log lines and the exposure share one id.
+    result = state.recommend(user_id, epoch, limit, request_id=request_id)
     response.headers[REQUEST_ID_HEADER] = result.request_id
     body = Recommendations(
         exp_group=result.exp_group,  # type: ignore[arg-type]  # arms are control or test

@@ -6,7 +6,10 @@ posts, then the feed. Errors name the file, the 1-based data row (after the head
 column.
 """
 
+import csv
 import gzip
+import io
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +27,7 @@ from feeddata.loading import (
     DataImportError,
     LoadReport,
     load,
+    shown,
 )
 
 CHUNK_ROWS = 200_000
@@ -31,6 +35,10 @@ CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 # Read as text whatever they look like, so "2021" stays a topic and "NA" a city.
 _TEXT_COLUMNS = ("country", "city", "os", "source", "text", "topic", "action")
+# A header is a handful of short names; anything far longer is not a header of ours.
+MAX_HEADER_BYTES = 64 * 1024
+MAX_COLUMNS = 100
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 def load_files(
@@ -82,9 +90,30 @@ def check_file(path: Path, table: str) -> int | None:
             _check_columns(path, table, list(parquet.schema_arrow.names))
             return int(parquet.metadata.num_rows)
     with _readable(path, first_row=1):
-        header = pd.read_csv(path, sep=_separator(path), nrows=0, encoding="utf-8")
-    _check_columns(path, table, list(header.columns))
+        header = _csv_header(path)
+    _check_columns(path, table, header)
     return None
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The column names of the first line, read without pandas: a header of a million
+    columns or a 10 MB name is refused at once, and duplicate names are seen as they are."""
+    with _open_binary(path) as stream:
+        line = stream.readline(MAX_HEADER_BYTES + 1)
+    if len(line) > MAX_HEADER_BYTES:
+        raise DataImportError(
+            str(path),
+            f"the first line is longer than {MAX_HEADER_BYTES:,} bytes; expected a "
+            "header row with the table's column names",
+        )
+    if not line.strip():
+        raise DataImportError(str(path), "the file is empty; expected a header row")
+    text = line.decode("utf-8-sig").rstrip("\r\n")  # a byte order mark (Excel) is fine
+    return next(csv.reader([text], delimiter=_separator(path)))
+
+
+def _open_binary(path: Path) -> gzip.GzipFile | io.BufferedReader:
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")
 
 
 def read_chunks(path: Path, table: str, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
@@ -118,6 +147,12 @@ def _readable(path: Path, first_row: int) -> Iterator[None]:
     except DataImportError:
         raise
     except UnicodeDecodeError as error:
+        if _starts_with(path, _UTF16_BOMS):
+            raise DataImportError(
+                str(path),
+                "the file is UTF-16, not UTF-8; convert it "
+                "(e.g. iconv -f utf-16 -t utf-8 in.csv > out.csv)",
+            ) from error
         line = _first_non_utf8_line(path)
         where = f" on line {line} (the header is line 1)" if line else ""
         raise DataImportError(
@@ -125,6 +160,13 @@ def _readable(path: Path, first_row: int) -> Iterator[None]:
             f"not valid UTF-8{where}; convert the file to UTF-8 "
             "(e.g. iconv -f latin1 -t utf-8 in.csv > out.csv)",
         ) from error
+    except (OSError, EOFError, zlib.error) as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        compressed = path.name.lower().endswith(".gz")
+        what = "a complete gzip file" if compressed else "readable"
+        raise DataImportError(str(path), f"not {what}: {detail}") from error
+    except csv.Error as error:
+        raise DataImportError(str(path), f"cannot read the header row: {error}") from error
     except pd.errors.EmptyDataError as error:
         raise DataImportError(str(path), "the file is empty; expected a header row") from error
     except (ValueError, pa.ArrowException) as error:
@@ -134,10 +176,17 @@ def _readable(path: Path, first_row: int) -> Iterator[None]:
         ) from error
 
 
+def _starts_with(path: Path, prefixes: tuple[bytes, ...]) -> bool:
+    try:
+        with _open_binary(path) as stream:
+            return stream.read(4).startswith(prefixes)
+    except (OSError, EOFError, zlib.error):
+        return False
+
+
 def _first_non_utf8_line(path: Path) -> int | None:
     # UTF-8 never hides a newline byte inside a character, so lines can be checked alone.
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as stream:
+    with _open_binary(path) as stream:
         for number, line in enumerate(stream, start=1):
             try:
                 line.decode("utf-8")
@@ -173,16 +222,39 @@ def _parquet(path: Path) -> pq.ParquetFile:
 
 def _check_columns(path: Path, table: str, present: list[str]) -> None:
     expected = TABLE_COLUMNS[table]
+    expects = f"{table} expects {', '.join(expected)}"
+    if len(present) > MAX_COLUMNS:
+        raise DataImportError(str(path), f"{len(present):,} columns in the header; {expects}")
     required = [c for c in expected if c not in OPTIONAL_COLUMNS.get(table, ())]
     missing = [c for c in required if c not in present]
     unknown = [c for c in present if c not in expected]
+    duplicate = sorted({c for c in present if present.count(c) > 1}, key=present.index)
     problems = []
     if missing:
         problems.append(f"missing column(s) {', '.join(missing)}")
     if unknown:
         # a typo in an optional column ("txt") would otherwise drop it silently
-        problems.append(f"unknown column(s) {', '.join(map(str, unknown))}")
+        problems.append(f"unknown column(s) {_names(unknown)}")
+    if duplicate:
+        problems.append(f"duplicate column(s) {_names(duplicate)}")
     if problems:
-        raise DataImportError(
-            str(path), f"{'; '.join(problems)}; {table} expects {', '.join(expected)}"
-        )
+        raise DataImportError(str(path), f"{'; '.join(problems)}; {expects}{_hint(path, present)}")
+
+
+def _names(names: list[str], at_most: int = 10) -> str:
+    listed = [n if n.isprintable() and len(n) <= 40 else shown(n, 40) for n in names[:at_most]]
+    more = f" and {len(names) - at_most:,} more" if len(names) > at_most else ""
+    return ", ".join(listed) + more
+
+
+def _hint(path: Path, present: list[str]) -> str:
+    if len(present) != 1:
+        return ""
+    expected = set().union(*TABLE_COLUMNS.values())
+    for separator in (";", "\t", "|", ","):
+        if separator != _separator(path) and expected & set(str(present[0]).split(separator)):
+            return (
+                f" (the header is one column: is the separator {separator!r}? "
+                "feedlab reads .csv with ',' and .tsv with tabs)"
+            )
+    return ""

@@ -14,10 +14,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from feeddata.db import make_engine, missing_tables
 from feeddata.schema import TABLES
 from feedlab.cli.common import fail
-from feedlab.settings import Settings, get_settings
+from feedlab.settings import Settings, UnsafeSettingsError, get_settings
 from recommenders.base import META_FILE
 
 APP = "api.main:create_app"
+WORKER_HEALTHCHECK_S = 60
 
 Host = Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0 for all).")]
 Port = Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")]
@@ -33,6 +34,7 @@ def serve(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = 1) -> 
     alters them.
     """
     settings = get_settings()
+    _check_serving(settings)
     _check_database(settings.database_url)
     _run(settings, host, port, workers)
 
@@ -48,6 +50,8 @@ def up(
     """The demo in one command: generate data if the database is empty, train the missing
     model bundles, then serve."""
     settings = get_settings()
+    if not prepare_only:
+        _check_serving(settings)  # before minutes of training, not after
     typer.echo(f"database: {_display_url(settings.database_url)}")
     engine = make_engine(settings.database_url)
     try:
@@ -134,6 +138,13 @@ def _row_counts(engine: Engine) -> dict[str, int]:
     return counts
 
 
+def _check_serving(settings: Settings) -> None:
+    try:
+        settings.check_serving()
+    except UnsafeSettingsError as error:
+        raise fail(f"refusing to serve: {error}") from error
+
+
 def _check_database(url: str) -> None:
     """Fail unless the database exists and has the tables; touches nothing."""
     how = "fill it with `feedlab data generate` or `feedlab data import-*`, or run `feedlab up`"
@@ -157,6 +168,8 @@ def _check_database(url: str) -> None:
 def _run(settings: Settings, host: str, port: int, workers: int) -> None:
     import uvicorn
 
+    from api.request_log import uvicorn_log_config
+
     plural = "s" if workers > 1 else ""
     typer.echo(f"serving on http://{host}:{port} ({workers} worker{plural}); API docs at /docs")
     # An import string and factory=True, so every worker process builds its own app from
@@ -168,6 +181,12 @@ def _run(settings: Settings, host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(settings.log_format, settings.log_level),
+        access_log=False,  # the service writes its own, with the request id
+        # A spawned worker re-imports the command line before it answers the supervisor's
+        # first ping; on a loaded machine that took over uvicorn's default 5 s, and the
+        # supervisor killed and respawned the workers forever.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
 
 
