@@ -4,10 +4,14 @@ from collections.abc import Callable
 
 from recommenders.base import Recommender
 from recommenders.baselines import PopularityRecommender, RandomRecommender
+from recommenders.catboost_model import CatBoostRecommender
+from recommenders.peers import EASERecommender
 
 FACTORIES: dict[str, Callable[[], Recommender]] = {
     PopularityRecommender.name: PopularityRecommender,
     RandomRecommender.name: RandomRecommender,
+    CatBoostRecommender.name: CatBoostRecommender,
+    EASERecommender.name: EASERecommender,
 }
 
 

@@ -2,7 +2,7 @@
 
 import typer
 
-from feedlab.cli import evaluate, generate, imports, report, serve, simulate
+from feedlab.cli import evaluate, generate, imports, report, serve, simulate, train
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -18,6 +18,7 @@ app.add_typer(data_app, name="data")
 app.command("serve")(serve.serve)
 app.command("up")(serve.up)
 app.command("evaluate")(evaluate.evaluate)
+app.command("train")(train.train)
 app.command("simulate")(simulate.simulate)
 app.command("report")(report.report)
 app.command("aa")(report.aa)
