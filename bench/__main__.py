@@ -1,12 +1,29 @@
 """`python -m bench [--only NAME,...]`: run benchmarks and regenerate BENCHMARKS.md."""
 
 import argparse
+from collections.abc import Callable
 
-from bench import bench_generate, bench_import, bench_serve
+from bench import (
+    bench_generate,
+    bench_import,
+    bench_logging,
+    bench_quality,
+    bench_report,
+    bench_scoring,
+    bench_serve,
+)
 from bench.pg import SERVER, database_exists
 from bench.report import write_benchmarks_md
 
-ALL = ["import", "generate", "serve", "quality", "scoring"]
+# Benchmarks that need nothing but themselves; generate/serve share the course database.
+INDEPENDENT: dict[str, Callable[[], None]] = {
+    "import": bench_import.run,
+    "quality": bench_quality.run,
+    "scoring": bench_scoring.run,
+    "logging": bench_logging.run,
+    "report": bench_report.run,
+}
+ALL = ["import", "generate", "serve", "quality", "scoring", "logging", "report"]
 
 
 def main() -> None:
@@ -15,22 +32,18 @@ def main() -> None:
     chosen = set(parser.parse_args().only.split(","))
     if unknown := chosen - set(ALL):
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
-    if "import" in chosen:
-        bench_import.run()
     course_url = f"{SERVER}/{bench_generate.COURSE_DB}"
-    if "generate" in chosen:
-        course_url = bench_generate.run()
-    if "serve" in chosen:
-        if not database_exists(bench_generate.COURSE_DB):
-            parser.error("the serve benchmark needs the course database: include 'generate'")
-        bench_serve.run(course_url)
-    if "quality" in chosen or "scoring" in chosen:
-        from bench import bench_quality, bench_scoring
-
-        if "quality" in chosen:
-            bench_quality.run()
-        if "scoring" in chosen:
-            bench_scoring.run()
+    for name in ALL:
+        if name not in chosen:
+            continue
+        if name == "generate":
+            course_url = bench_generate.run()
+        elif name == "serve":
+            if not database_exists(bench_generate.COURSE_DB):
+                parser.error("the serve benchmark needs the course database: include 'generate'")
+            bench_serve.run(course_url)
+        else:
+            INDEPENDENT[name]()
     print(f"wrote {write_benchmarks_md()}")
 
 
