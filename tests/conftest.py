@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, make_url, text
 
 from feeddata.db import create_schema, make_engine
 
@@ -77,3 +77,29 @@ def movielens_dir() -> Path:
     if not (MOVIELENS_DIR / "u.data").is_file():
         pytest.fail(f"MovieLens 100K expected at {MOVIELENS_DIR}")
     return MOVIELENS_DIR
+
+
+def throwaway_database(prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database named ``<prefix>_<pid>`` for a live app or server,
+    dropped at the end; a generator for session fixtures to ``yield from``."""
+    base = make_url(POSTGRES_URL)
+    name = f"{prefix}_{os.getpid()}"
+    admin = make_engine(
+        base.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:  # pragma: no cover - depends on the machine
+        admin.dispose()
+        if os.environ.get("FEEDLAB_SKIP_POSTGRES") == "1":
+            pytest.skip(f"PostgreSQL unavailable: {error}")
+        raise
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

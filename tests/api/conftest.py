@@ -5,46 +5,23 @@ rolled-back transaction of ``pg``: they get a throwaway database for the session
 for every test.
 """
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from api.main import create_app
 from feeddata.db import make_engine
 from feedlab.settings import Settings
 from tests.api import tiny_data
-from tests.conftest import POSTGRES_URL
+from tests.conftest import throwaway_database
 
 
 @pytest.fixture(scope="session")
 def throwaway_postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session, dropped at the end."""
-    base = make_url(POSTGRES_URL)
-    name = f"feedlab_api_test_{os.getpid()}"
-    admin = make_engine(
-        base.set(database="postgres").render_as_string(hide_password=False),
-        isolation_level="AUTOCOMMIT",
-    )
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # pragma: no cover - depends on the machine
-        admin.dispose()
-        if os.environ.get("FEEDLAB_SKIP_POSTGRES") == "1":
-            pytest.skip(f"PostgreSQL unavailable: {error}")
-        raise
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from throwaway_database("feedlab_api_test")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
