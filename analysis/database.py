@@ -1,26 +1,32 @@
 """The service's own database as the analysis input, aggregated in SQL.
 
-Exposures (``exposures`` and ``exposure_posts``, see ``feeddata.schema``) are joined with
-the likes of ``feed_data`` in the database; only per-user rows and per-arm sums come back:
+Exposures (``exposures``, see ``feeddata.schema``) are joined with the likes of
+``feed_data`` in the database; only per-user rows and per-arm sums come back:
 
-1. per (user, arm, UTC day): exposures, hits, posts shown and liked within the window,
-   first exposure, into a temporary table (one pass over the exposures);
-2. per user: the counts summed over days, the number of arms seen (crossover users have
-   more than one), and the user's likes before the first exposure (the CUPED covariate)
-   and from it to the end of the experiment, into a second temporary table;
-3. per arm: every sum of ``analysis.data.moment_terms()`` (n, sums, sums of squares and
+1. per (user, arm, UTC day): exposures, posts shown (at most k, from the exposure's text
+   list ``post_ids``), first and last exposure, into a temporary table (one pass over the
+   exposures, no join);
+2. per (user, arm, day): hits and shown posts liked within the window, from the pairs of
+   an exposure and a like of its user in the same time bucket (see ``_create_hits``);
+3. per user: those summed over days, whether the user saw more than one arm (crossover
+   users), and the user's likes before the first exposure (the CUPED covariate) and from
+   it to the end of the experiment;
+4. per arm: every sum of ``analysis.data.moment_terms()`` (n, sums, sums of squares and
    cross-products), and per (arm, day) the primary metric's sums.
 
 Forced (QA) assignments are not randomised and are left out. Works on PostgreSQL and
-SQLite; times are naive UTC as everywhere in feedlab.
+SQLite; times are naive UTC as everywhere in feedlab. On PostgreSQL the per-user rows come
+back through COPY, as CSV parsed by pandas, rather than as one Python object per value.
 """
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import Connection, text
 
 from analysis.data import (
@@ -37,7 +43,25 @@ from analysis.sufficient import SampleRatio
 from feeddata.db import Bind, connect, is_postgres
 
 USER_DAYS = "feedlab_analysis_user_days"
+HITS = "feedlab_analysis_hits"
+PER_USER = "feedlab_analysis_per_user"
 USERS = "feedlab_analysis_users"
+TEMP_TABLES = (USERS, PER_USER, HITS, USER_DAYS)
+
+BUCKET_WINDOWS = 4
+"""Time buckets for matching likes with exposures are this many windows wide: wider
+buckets offer an exposure more likes to check, narrower ones repeat more likes."""
+
+_EXPOSURES = "exposures e WHERE e.experiment = :experiment AND NOT e.forced"
+
+
+def _shown(conn: Connection) -> str:
+    """SQL for the number of posts in the text list "[3644 4529 4704]" of exposure ``e``
+    (single spaces, "[]" when none), at most :k. The list is ASCII, so PostgreSQL can count
+    bytes (constant time) rather than characters."""
+    length = "octet_length" if is_postgres(conn) else "length"
+    posts = f"{length}(e.post_ids) - {length}(REPLACE(e.post_ids, ' ', '')) + 1"
+    return f"CASE WHEN e.post_ids = '[]' THEN 0 WHEN {posts} > :k THEN :k ELSE {posts} END"
 
 
 def _window_end(conn: Connection, column: str) -> str:
@@ -53,16 +77,19 @@ def _day(conn: Connection, column: str) -> str:
     return f"CAST({column} AS DATE)" if is_postgres(conn) else f"date({column})"
 
 
-def _bucket(conn: Connection, column: str) -> str:
-    """SQL for the number of the :bucket_s-second interval (from 1970) holding ``column``."""
+def _bucket(conn: Connection, column: str, minus_window: bool = False) -> str:
+    """SQL for the :bucket_s-second time bucket holding ``column`` (or ``column`` minus
+    the window): any value that is equal for two times exactly when they share a bucket."""
     if is_postgres(conn):
-        return f"CAST(floor(date_part('epoch', {column}) / :bucket_s) AS BIGINT)"
-    return f"(CAST(strftime('%s', {column}) AS INTEGER) / :bucket_s)"
+        moment = f"{column} - make_interval(secs => :window)" if minus_window else column
+        return f"date_bin(make_interval(secs => :bucket_s), {moment}, TIMESTAMP '2000-01-01')"
+    seconds = f"CAST(strftime('%s', {column}) AS INTEGER)"
+    return f"(({seconds}{' - :window' if minus_window else ''}) / :bucket_s)"
 
 
 def _times_shown(conn: Connection) -> str:
     """SQL for how often the liked post ``l.post_id`` is among the first :k posts of the
-    exposure ``e``: its text list on PostgreSQL (no join), ``exposure_posts`` on SQLite."""
+    exposure ``e``: from its text list on PostgreSQL (no join), ``exposure_posts`` on SQLite."""
     if is_postgres(conn):
         first_k = "(string_to_array(btrim(e.post_ids, '[]'), ' '))[1:CAST(:k AS INTEGER)]"
         return f"cardinality(array_positions({first_k}, CAST(l.post_id AS TEXT)))"
@@ -72,94 +99,155 @@ def _times_shown(conn: Connection) -> str:
     )
 
 
-# Posts in the text list "[3644 4529 4704]" (single spaces, "[]" when none), at most k.
-_SHOWN = """CASE WHEN e.post_ids = '[]' THEN 0
-    WHEN LENGTH(e.post_ids) - LENGTH(REPLACE(e.post_ids, ' ', '')) + 1 > :k THEN :k
-    ELSE LENGTH(e.post_ids) - LENGTH(REPLACE(e.post_ids, ' ', '')) + 1 END"""
-
-
-def _create_temp_tables(conn: Connection, params: dict[str, Any]) -> None:
-    if is_postgres(conn):
-        # the planner cannot estimate these joins well and JIT-compiles them for most of a
-        # second at any size; more sort and hash memory keeps the aggregation off disk
-        conn.execute(text("SET LOCAL jit = off"))
-        conn.execute(text("SET LOCAL work_mem = '64MB'"))
-    for table in (USERS, USER_DAYS):
-        conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
-    # A like at s is a hit of an exposure at t when t <= s <= t + window and its post was
-    # among the exposure's first k. Joining exposures with likes on the user alone pairs
-    # every exposure with every like of its user; joining on (user, time bucket) with
-    # buckets at least a window wide pairs it only with likes in its bucket or the next,
-    # so each like is offered under its own bucket and the one before. The few pairs
-    # left are checked against the shown posts.
-    bucket_s = max(int(params["window"]), 1)
-    window_end = _window_end(conn, "e.request_time")
+def _create_user_days(conn: Connection, params: dict[str, Any]) -> None:
+    day = _day(conn, "e.request_time")
     conn.execute(
         text(f"""
         CREATE TEMPORARY TABLE {USER_DAYS} AS
+        SELECT e.user_id, e.arm, {day} AS day, COUNT(*) AS exposures, SUM({_shown(conn)}) AS shown,
+            MIN(e.request_time) AS first_seen, MAX(e.request_time) AS last_seen
+        FROM {_EXPOSURES}
+        GROUP BY e.user_id, e.arm, {day}
+        """),
+        params,
+    )
+
+
+def _create_hits(conn: Connection, params: dict[str, Any]) -> None:
+    """Per (user, arm, day): exposures followed by a like of a shown post within the
+    window, and how many shown posts were so liked.
+
+    A like at s counts for an exposure at t when t <= s <= t + window. Joining exposures
+    with likes on the user alone pairs every exposure with every like of its user (tens
+    of thousands of pairs per active user); joining on (user, time bucket), with buckets
+    at least a window wide, pairs it only with likes of its own bucket: each like is
+    offered under its bucket and, when different, under the bucket of s - window. The few
+    pairs left are checked against the window and the shown posts. Only likes between the
+    first exposure and one window after the last take part.
+    """
+    likes = """feed_data f WHERE f.action = 'like'
+        AND f.timestamp >= :first_seen AND f.timestamp <= :last_end"""
+    # the exposure's identity: PostgreSQL's row address is 6 bytes to the id's 33, and the
+    # exposures are the side it keeps in memory
+    exposure = "e.ctid" if is_postgres(conn) else "e.request_id"
+    conn.execute(
+        text(f"""
+        CREATE TEMPORARY TABLE {HITS} AS
         WITH likes AS (
-            SELECT f.user_id, f.post_id, f.timestamp, {_bucket(conn, "f.timestamp")} - o.d AS bucket
-            FROM feed_data f CROSS JOIN (SELECT 0 AS d UNION ALL SELECT 1 AS d) o
-            WHERE f.action = 'like'
+            SELECT f.user_id, f.post_id, f.timestamp, {_bucket(conn, "f.timestamp")} AS bucket
+            FROM {likes}
+            UNION ALL
+            SELECT f.user_id, f.post_id, f.timestamp,
+                {_bucket(conn, "f.timestamp", minus_window=True)}
+            FROM {likes}
+                AND {_bucket(conn, "f.timestamp", True)} <> {_bucket(conn, "f.timestamp")}
         ),
         liked AS (
             -- (exposure, post) pairs liked within the window, once however often liked
-            SELECT DISTINCT e.request_id, e.user_id, e.arm, e.request_time, l.post_id,
-                {_times_shown(conn)} AS liked_shown
+            SELECT DISTINCT {exposure} AS exposure, e.user_id, e.arm, e.request_time,
+                l.post_id, {_times_shown(conn)} AS liked_shown
             FROM exposures e
-            JOIN likes l ON l.user_id = e.user_id AND l.bucket = {_bucket(conn, "e.request_time")}
-                AND l.timestamp >= e.request_time AND l.timestamp <= {window_end}
+            JOIN likes l ON l.user_id = e.user_id
+                AND l.bucket = {_bucket(conn, "e.request_time")}
+                AND l.timestamp >= e.request_time
+                AND l.timestamp <= {_window_end(conn, "e.request_time")}
             WHERE e.experiment = :experiment AND NOT e.forced
         ),
         per_request AS (
-            SELECT user_id, arm, request_time, 0 AS exposures, 1 AS hits, 0 AS shown,
-                SUM(liked_shown) AS liked_shown
+            SELECT user_id, arm, request_time, SUM(liked_shown) AS liked_shown
             FROM liked WHERE liked_shown > 0
-            GROUP BY request_id, user_id, arm, request_time
-            UNION ALL
-            SELECT e.user_id, e.arm, e.request_time, 1, 0, {_SHOWN}, 0
-            FROM exposures e
-            WHERE e.experiment = :experiment AND NOT e.forced
+            GROUP BY exposure, user_id, arm, request_time
         )
-        SELECT user_id, arm, {_day(conn, "request_time")} AS day,
-            SUM(exposures) AS exposures,
-            SUM(hits) AS hits,
-            SUM(shown) AS shown,
-            SUM(liked_shown) AS liked_shown,
-            MIN(request_time) AS first_seen,
-            MAX(request_time) AS last_seen
+        SELECT user_id, arm, {_day(conn, "request_time")} AS day, COUNT(*) AS hits,
+            SUM(liked_shown) AS liked_shown
         FROM per_request
         GROUP BY user_id, arm, {_day(conn, "request_time")}
         """),
-        {**params, "bucket_s": bucket_s},
+        params,
     )
-    end = _window_end(conn, f"(SELECT MAX(last_seen) FROM {USER_DAYS})")
+
+
+def _create_users(conn: Connection, last_end: Any) -> None:
+    """Per user: the sums over days, whether the user saw more than one arm (``arms`` 1:
+    one arm, 2: more, a crossover user), then the user's likes before the first exposure
+    and from it to :last_end."""
+    conn.execute(
+        text(f"""
+        CREATE TEMPORARY TABLE {PER_USER} AS
+        SELECT d.user_id, MIN(d.arm) AS arm,
+            CASE WHEN MIN(d.arm) = MAX(d.arm) THEN 1 ELSE 2 END AS arms,
+            SUM(d.exposures) AS exposures, SUM(COALESCE(h.hits, 0)) AS hits,
+            SUM(d.shown) AS shown, SUM(COALESCE(h.liked_shown, 0)) AS liked_shown,
+            MIN(d.first_seen) AS first_seen, MAX(d.last_seen) AS last_seen
+        FROM {USER_DAYS} d
+        LEFT JOIN {HITS} h ON h.user_id = d.user_id AND h.arm = d.arm AND h.day = d.day
+        GROUP BY d.user_id
+        """)
+    )
+    _analyze(conn, PER_USER)
     conn.execute(
         text(f"""
         CREATE TEMPORARY TABLE {USERS} AS
-        WITH per_user AS (
-            SELECT user_id, MIN(arm) AS arm, COUNT(DISTINCT arm) AS arms,
-                SUM(exposures) AS exposures, SUM(hits) AS hits, SUM(shown) AS shown,
-                SUM(liked_shown) AS liked_shown, MIN(first_seen) AS first_seen
-            FROM {USER_DAYS} GROUP BY user_id
-        ),
-        user_likes AS (
+        WITH user_likes AS (
             SELECT u.user_id,
                 SUM(CASE WHEN f.timestamp < u.first_seen THEN 1 ELSE 0 END) AS pre_likes,
-                SUM(CASE WHEN f.timestamp >= u.first_seen AND f.timestamp <= {end}
+                SUM(CASE WHEN f.timestamp >= u.first_seen AND f.timestamp <= :last_end
                     THEN 1 ELSE 0 END) AS likes
-            FROM per_user u
+            FROM {PER_USER} u
             JOIN feed_data f ON f.user_id = u.user_id AND f.action = 'like'
             GROUP BY u.user_id
         )
         SELECT u.user_id, u.arm, u.arms, u.exposures, u.hits, u.shown, u.liked_shown,
             COALESCE(l.likes, 0) AS likes,
             CASE WHEN COALESCE(l.likes, 0) > 0 THEN 1 ELSE 0 END AS liked,
-            COALESCE(l.pre_likes, 0) AS pre_likes
-        FROM per_user u LEFT JOIN user_likes l ON l.user_id = u.user_id
+            COALESCE(l.pre_likes, 0) AS pre_likes, u.first_seen, u.last_seen
+        FROM {PER_USER} u LEFT JOIN user_likes l ON l.user_id = u.user_id
         """),
-        params,
+        {"last_end": last_end},
     )
+
+
+def _create_temp_tables(conn: Connection, params: dict[str, Any]) -> None:
+    postgres = is_postgres(conn)
+    if postgres:
+        # The planner cannot estimate these joins and, left alone, sorts both tables for a
+        # merge join or loops over an index per exposure; hash joins over sequential scans
+        # are what scales. It also JIT-compiles them for most of a second at any size.
+        # Its guess of the (user, day) groups is ten times too many, which makes passing
+        # partial aggregates between parallel workers look dearer than it is.
+        for setting in (
+            "jit = off",
+            "enable_mergejoin = off",
+            "enable_nestloop = off",
+            "parallel_tuple_cost = 0.01",
+        ):
+            conn.execute(text(f"SET LOCAL {setting}"))
+        conn.execute(text("SET LOCAL work_mem = '64MB'"))
+    for table in TEMP_TABLES:
+        conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    _create_user_days(conn, params)
+    first_seen, last_end = conn.execute(
+        text(f"SELECT MIN(first_seen), {_window_end(conn, 'MAX(last_seen)')} FROM {USER_DAYS}"),
+        params,
+    ).one()
+    # bound back as read, so that SQLite compares its text timestamps like with like
+    params = {
+        **params,
+        "first_seen": first_seen,
+        "last_end": last_end,
+        "bucket_s": BUCKET_WINDOWS * max(int(params["window"]), 1),
+    }
+    _create_hits(conn, params)
+    _analyze(conn, USER_DAYS, HITS)
+    _create_users(conn, last_end)
+    _analyze(conn, USERS)
+
+
+def _analyze(conn: Connection, *tables: str) -> None:
+    """Statistics of temporary tables for PostgreSQL's estimates (it has none until then)."""
+    if is_postgres(conn):
+        for table in tables:
+            conn.execute(text(f"ANALYZE {table}"))
 
 
 def _moments_sql() -> str:
@@ -195,7 +283,7 @@ def read_experiment(
         try:
             return _read(conn, experiment, source, user_rows)
         finally:
-            for table in (USERS, USER_DAYS):
+            for table in TEMP_TABLES:
                 conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
 
 
@@ -209,27 +297,27 @@ def _read(conn: Connection, experiment: str, source: str, user_rows: bool) -> Ex
         int(u)
         for (u,) in conn.execute(text(f"SELECT user_id FROM {USERS} WHERE arms > 1 ORDER BY 1"))
     ]
-    seen, likes = conn.execute(
+    seen, likes, first, last = conn.execute(
         text(
-            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN arms = 1 THEN likes + pre_likes END), 0) "
-            f"FROM {USERS}"
-        )
-    ).one()
-    first, last = conn.execute(
-        text(
-            f"SELECT MIN(d.first_seen), MAX(d.last_seen) FROM {USER_DAYS} d "
-            f"JOIN {USERS} u ON u.user_id = d.user_id WHERE u.arms = 1"
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN arms = 1 THEN likes + pre_likes END), 0), "
+            "MIN(CASE WHEN arms = 1 THEN first_seen END), "
+            f"MAX(CASE WHEN arms = 1 THEN last_seen END) FROM {USERS}"
         )
     ).one()
     daily_rows = conn.execute(
         text(f"""
-        SELECT d.arm, d.day, COUNT(*) AS n,
-            SUM(CAST(d.hits AS BIGINT)), SUM(CAST(d.hits AS BIGINT) * d.hits),
-            SUM(CAST(d.exposures AS BIGINT)), SUM(CAST(d.exposures AS BIGINT) * d.exposures),
-            SUM(CAST(d.hits AS BIGINT) * d.exposures)
-        FROM {USER_DAYS} d JOIN {USERS} u ON u.user_id = d.user_id
-        WHERE u.arms = 1
-        GROUP BY d.arm, d.day ORDER BY d.day, d.arm
+        WITH d AS (
+            SELECT d.arm, d.day, d.exposures, COALESCE(h.hits, 0) AS hits
+            FROM {USER_DAYS} d
+            LEFT JOIN {HITS} h ON h.user_id = d.user_id AND h.arm = d.arm AND h.day = d.day
+            WHERE d.user_id NOT IN (SELECT user_id FROM {USERS} WHERE arms > 1)
+        )
+        SELECT arm, day, COUNT(*) AS n,
+            SUM(CAST(hits AS BIGINT)), SUM(CAST(hits AS BIGINT) * hits),
+            SUM(CAST(exposures AS BIGINT)), SUM(CAST(exposures AS BIGINT) * exposures),
+            SUM(CAST(hits AS BIGINT) * exposures)
+        FROM d
+        GROUP BY arm, day ORDER BY day, arm
         """)
     ).all()
     daily = tuple(
@@ -258,17 +346,27 @@ def _read(conn: Connection, experiment: str, source: str, user_rows: bool) -> Ex
 
 def _user_table(conn: Connection, arms: tuple[str, ...]) -> UserTable:
     columns = [c for c in COLUMNS if c != "liked"]
-    result = conn.execute(
-        text(f"SELECT user_id, arm, {', '.join(columns)} FROM {USERS} WHERE arms = 1 ORDER BY 1")
-    )
-    rows = result.all()
-    arm_index = {arm: i for i, arm in enumerate(arms)}
-    if rows:
-        values = np.array([[r[0], arm_index[r[1]], *r[2:]] for r in rows], dtype=np.int64)
+    names = ["user_id", "arm", *columns]
+    query = f"SELECT {', '.join(names)} FROM {USERS} WHERE arms = 1 ORDER BY 1"
+    if is_postgres(conn):
+        frame = _copy_rows(conn, query, names)
     else:
-        values = np.zeros((0, len(columns) + 2), dtype=np.int64)
-    named = dict(zip(["user_id", "arm", *columns], values.T, strict=True))
-    return UserTable(arms=arms, **named)
+        frame = pd.DataFrame.from_records(conn.execute(text(query)).all(), columns=names)
+    codes = pd.Categorical(frame["arm"].astype(str), categories=list(arms)).codes
+    values = {c: frame[c].to_numpy(np.int64) for c in ["user_id", *columns]}
+    return UserTable(arms=arms, arm=codes.astype(np.int64), **values)
+
+
+def _copy_rows(conn: Connection, query: str, names: list[str]) -> pd.DataFrame:
+    """The rows of ``query`` through COPY: one CSV stream, parsed in C."""
+    buffer = io.BytesIO()
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
+    finally:
+        cursor.close()
+    buffer.seek(0)
+    return pd.read_csv(buffer, names=names, dtype={"arm": str}, keep_default_na=False)
 
 
 def _epoch(value: datetime | str) -> int:

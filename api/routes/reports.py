@@ -6,8 +6,8 @@ so it runs in the threadpool, one at a time per worker process, and is kept for
 ``REPORT_TTL_S`` per parameters: a product manager reloading the page, or several people
 opening it, costs the database one report a minute. Waiting requests hold no thread.
 
-The routes have a router of their own so that access control is one dependency on it
-(``APIRouter(..., dependencies=[...])``).
+The route has a router of its own, so access control is one dependency where
+``api.main`` includes it (the admin token).
 """
 
 import asyncio

@@ -152,3 +152,56 @@ def test_feed_history_users(db: Connection):
     assert users.hits[mine].tolist() == [1, 0]
     assert users.likes[mine].tolist() == [1, 0]
     assert users.pre_likes[mine].tolist() == [0, 1]
+
+
+def test_likes_meet_exposures_across_time_buckets(db: Connection):
+    """Likes are matched with exposures on (user, time bucket): a like just past a
+    bucket's edge, one exactly a window late, one a second too late or too early, a post
+    beyond the first k, a post liked twice, two exposures in one second."""
+    start, hour = 1_640_822_400, 3600  # 2021-12-30 00:00 UTC; buckets are 4 windows wide
+    views = pd.DataFrame(
+        [
+            (1, "control", "[10 11 12 13 14 15]", start + 4 * hour - 1),  # bucket edge
+            (2, "control", "[20 21]", start + 10 * hour),
+            (3, "control", "[30 31 32]", start + 20 * hour),
+            (4, "test", "[40 41]", start + 30 * hour),
+            (4, "test", "[41 42]", start + 30 * hour),
+            (5, "test", "[50 51 52 53 54]", start + 47 * hour + 1800),  # crosses midnight
+            (6, "test", "[]", start + 50 * hour),
+        ],
+        columns=["user_id", "exp_group", "recommendations", "timestamp"],
+    )
+    likes = pd.DataFrame(
+        [
+            (1, 11, start + 4 * hour + 1200),  # the next bucket, within the window: a hit
+            (1, 11, start + 4 * hour + 1300),  # the same post again: counted once
+            (1, 15, start + 4 * hour),  # the sixth post: beyond k = 5
+            (2, 21, start + 11 * hour),  # exactly one window later: a hit
+            (2, 20, start + 11 * hour + 1),  # a second too late
+            (3, 30, start + 20 * hour - 1),  # a second too early: the covariate
+            (4, 41, start + 30 * hour + 5),  # shown by both exposures: two hits
+            (5, 54, start + 48 * hour + 600),  # the next day
+            (6, 60, start + 50 * hour),
+        ],
+        columns=["user_id", "post_id", "timestamp"],
+    )
+    views["user_id"] += USER_OFFSET
+    likes["user_id"] += USER_OFFSET
+    store(db, views, likes)
+    for window, k in ((3600, 5), (3600, 1), (1200, 5), (0, 5)):
+        from_db = read_experiment(bind=db, experiment=EXPERIMENT, window=window, k=k)
+        from_files = reduce_logs(views, likes, window=window, k=k)
+        assert from_db.arm_stats == from_files.arm_stats, (window, k)
+        assert from_db.daily == from_files.daily, (window, k)
+        assert from_db.users is not None
+        assert from_files.users is not None
+        for name in ("exposures", "hits", "shown", "liked_shown", "likes", "pre_likes"):
+            assert getattr(from_db.users, name).tolist() == (
+                getattr(from_files.users, name).tolist()
+            ), (window, k, name)
+    users = read_experiment(bind=db, experiment=EXPERIMENT).users
+    assert users is not None
+    assert users.hits.tolist() == [1, 1, 0, 2, 1, 0]
+    assert users.liked_shown.tolist() == [1, 1, 0, 2, 1, 0]
+    assert users.shown.tolist() == [5, 2, 3, 4, 5, 0]
+    assert users.pre_likes.tolist() == [0, 0, 1, 0, 0, 0]

@@ -164,35 +164,39 @@ def test_a_report_is_kept_for_a_minute_per_parameters(
     assert report(report_client, k=4)["inputs"]["exposures"] == 12_000  # computed now
 
 
-def test_an_unknown_experiment_is_404_naming_it(report_client: TestClient) -> None:
-    response = report_client.get("/experiments/nope/report")
+@pytest.fixture
+def bare_client(report_settings: Settings) -> Iterator[TestClient]:
+    """An admin's client of the service before any exposure."""
+    with TestClient(create_app(report_settings), headers=ADMIN) as client:
+        yield client
+
+
+def test_an_unknown_experiment_is_404_naming_it(bare_client: TestClient) -> None:
+    response = bare_client.get("/experiments/nope/report")
     assert response.status_code == 404
     assert response.json() == {"detail": f"experiment 'nope' not found; configured: {NAME}"}
 
 
-@pytest.mark.parametrize(
-    ("params", "name"),
-    [
-        ({"format": "pdf"}, "format"),
-        ({"window": -1}, "window"),
-        ({"window": 10**12}, "window"),
-        ({"k": 0}, "k"),
-        ({"k": "five"}, "k"),
-        ({"alpha": 0.9}, "alpha"),
-        ({"alpha": "nan"}, "alpha"),
-    ],
-)
-def test_bad_parameters_are_422_naming_them(
-    report_client: TestClient, params: dict[str, str | int | float], name: str
-) -> None:
-    response = report_client.get(f"/experiments/{NAME}/report", params=params)
-    assert response.status_code == 422, response.text
-    assert [issue["loc"] for issue in response.json()["detail"]] == [["query", name]]
+BAD_PARAMETERS: list[dict[str, str | int | float]] = [
+    {"format": "pdf"},
+    {"window": -1},
+    {"window": 10**12},
+    {"k": 0},
+    {"k": "five"},
+    {"alpha": 0.9},
+    {"alpha": "nan"},
+]
 
 
-def test_an_experiment_without_exposures_says_why(report_settings: Settings) -> None:
-    with TestClient(create_app(report_settings), headers=ADMIN) as client:
-        body = report(client)
+def test_bad_parameters_are_422_naming_them(bare_client: TestClient) -> None:
+    for params in BAD_PARAMETERS:
+        response = bare_client.get(f"/experiments/{NAME}/report", params=params)
+        assert response.status_code == 422, (params, response.text)
+        assert [issue["loc"] for issue in response.json()["detail"]] == [["query", *params]]
+
+
+def test_an_experiment_without_exposures_says_why(bare_client: TestClient) -> None:
+    body = report(bare_client)
     assert body["verdict"]["decision"] == "no verdict"
     assert body["inputs"]["exposures"] == 0
 
@@ -269,6 +273,7 @@ def served_report(tmp_path: Path) -> Iterator[tuple[str, dict]]:
             yield gateway + path, body
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     CHROMIUM is None,
     reason="chromium is not installed (Debian package `chromium`; .ci/run installs it)",
