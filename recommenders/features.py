@@ -12,7 +12,9 @@ A feature row describes (user, post, time t) with nothing from t or later:
 - crosses: the user's views, view share and like rate in the post's topic (snapshot); the
   user's exact likes and like share in the topic, all and recent; cosine of the post's text
   embedding with the sum of the user's liked posts' embeddings, all and recent; the product
-  of the user's and the post's like rates over the global rate.
+  of the user's and the post's like rates over the global rate; item-item (EASE) scores of
+  the post from the user's likes before t (sum, mean, recent) with the latest weights fitted
+  before t; whether the user viewed the post before the snapshot.
 
 Two sources feed the same arithmetic (:func:`assemble`): :class:`LikeLog` answers "likes
 before t" for millions of training rows at once from sorted arrays, and

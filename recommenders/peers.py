@@ -30,8 +30,9 @@ def ease_weights(user: np.ndarray, post: np.ndarray, n_posts: int, l2: float) ->
     x = sp.csr_matrix((ones, (user, post)), shape=(n_users, n_posts))
     x.sum_duplicates()
     x.data[:] = 1.0
-    gram = (x.T @ x).toarray() + l2 * np.eye(n_posts)
-    inverse = np.linalg.inv(gram)
+    gram = (x.T @ x).toarray()
+    gram[np.diag_indices(n_posts)] += l2
+    inverse = np.linalg.inv(gram)  # LU measured faster than a Cholesky inverse here
     weights = -inverse / np.diag(inverse)
     np.fill_diagonal(weights, 0.0)
     return weights.astype(np.float32)
