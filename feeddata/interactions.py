@@ -1,14 +1,24 @@
-"""Reading the feed and the catalogue into plain numpy/pandas data for the recommenders."""
+"""Reading the feed and the catalogue into plain numpy/pandas data for the recommenders.
 
+On PostgreSQL the feed is read with ``COPY ... TO STDOUT`` into a temporary CSV file that
+Arrow parses in parallel: at the course's 76.5M rows that is minutes faster than
+fetching rows through the driver (one Python tuple per row), and it needs far less memory.
+SQLite goes through the driver in chunks.
+"""
+
+import tempfile
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from numpy.typing import ArrayLike
-from sqlalchemy import case, select
+from sqlalchemy import Connection, Select, case, select
 from tqdm import tqdm
 
-from feeddata.db import Bind, connect, epoch_seconds
+from feeddata.db import Bind, connect, epoch_seconds, is_postgres
 from feeddata.schema import POST_COLUMNS, USER_COLUMNS, feed_data, post_text_df, user_data
 
 
@@ -78,6 +88,21 @@ def read_interactions(
     progress: bool = True,
 ) -> Interactions:
     """All feed events (or only the likes), streamed from the database in chunks."""
+    query = feed_query(likes_only)
+    with connect(bind) as conn:
+        if is_postgres(conn):
+            columns = _copy_columns(conn, query, progress)
+        else:
+            columns = _fetch_columns(conn, query, chunk_rows, progress)
+    user, post, ts, like, target = columns
+    return Interactions.from_arrays(user, post, ts, like == 1, target)
+
+
+_FEED_COLUMNS = ("user_id", "post_id", "timestamp", "is_like", "target")
+
+
+def feed_query(likes_only: bool) -> Select[tuple[int, ...]]:
+    """The feed as integer columns (:data:`_FEED_COLUMNS`); only likes if ``likes_only``."""
     query = select(
         feed_data.c.user_id,
         feed_data.c.post_id,
@@ -85,13 +110,14 @@ def read_interactions(
         case((feed_data.c.action == "like", 1), else_=0),
         feed_data.c.target,
     )
-    if likes_only:
-        query = query.where(feed_data.c.action == "like")
+    return query.where(feed_data.c.action == "like") if likes_only else query
+
+
+def _fetch_columns(
+    conn: Connection, query: Select[tuple[int, ...]], chunk_rows: int, progress: bool
+) -> list[np.ndarray]:
     parts: list[np.ndarray] = []
-    with (
-        connect(bind) as conn,
-        tqdm(unit=" rows", unit_scale=True, desc="read feed", disable=not progress) as bar,
-    ):
+    with tqdm(unit=" rows", unit_scale=True, desc="read feed", disable=not progress) as bar:
         result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
         for rows in result.partitions():
             # tuples, not Row objects: numpy converts them ~50x faster
@@ -99,7 +125,41 @@ def read_interactions(
             parts.append(block)
             bar.update(len(block))
     data = np.concatenate(parts) if parts else np.zeros((0, 5), np.int64)
-    return Interactions.from_arrays(data[:, 0], data[:, 1], data[:, 2], data[:, 3] == 1, data[:, 4])
+    return [data[:, i] for i in range(5)]
+
+
+class _CountingWriter:
+    """A file wrapper that advances a progress bar by the bytes written through it."""
+
+    def __init__(self, sink: IO[bytes], bar: tqdm) -> None:
+        self.sink, self.bar = sink, bar
+
+    def write(self, data: bytes) -> int:
+        self.bar.update(len(data))
+        return self.sink.write(data)
+
+
+def _copy_columns(
+    conn: Connection, query: Select[tuple[int, ...]], progress: bool
+) -> list[np.ndarray]:
+    sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    types = dict.fromkeys(_FEED_COLUMNS, pa.int64()) | {"is_like": pa.int8(), "target": pa.int8()}
+    with tempfile.TemporaryFile() as spool:
+        try:
+            with tqdm(unit="B", unit_scale=True, desc="copy feed", disable=not progress) as bar:
+                cursor.copy_expert(
+                    f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", _CountingWriter(spool, bar)
+                )
+        finally:
+            cursor.close()
+        spool.seek(0)
+        table = pa_csv.read_csv(
+            spool,
+            read_options=pa_csv.ReadOptions(column_names=list(_FEED_COLUMNS)),
+            convert_options=pa_csv.ConvertOptions(column_types=types),
+        )
+    return [table.column(name).to_numpy() for name in _FEED_COLUMNS]
 
 
 def read_posts(bind: Bind) -> pd.DataFrame:

@@ -170,3 +170,31 @@ def test_indexes_are_rebuilt_after_a_deferred_load(db: Connection) -> None:
     )
     names = {index["name"] for index in inspect(db).get_indexes("feed_data")}
     assert names == {index.name for index in feed_data.indexes}
+
+
+@pytest.mark.parametrize("likes_only", [False, True])
+def test_copy_reader_matches_the_driver_reader(pg: Connection, likes_only: bool) -> None:
+    """PostgreSQL's COPY path and the row-fetching path read the same events."""
+    from feeddata.interactions import _fetch_columns, feed_query
+
+    load(
+        pg,
+        [
+            Chunk("user_data", _users([1, 2]), "users.csv"),
+            Chunk("post_text_df", _posts([10, 11]), "posts.csv"),
+            Chunk("feed_data", _feed(), "feed.csv"),
+        ],
+    )
+    copied = read_interactions(pg, likes_only=likes_only, progress=False)
+    fetched = _fetch_columns(pg, feed_query(likes_only), 2, progress=False)
+    assert len(copied) == (1 if likes_only else 3)
+    assert sorted(zip(*(c.tolist() for c in fetched), strict=True)) == sorted(
+        zip(
+            copied.user_id.tolist(),
+            copied.post_id.tolist(),
+            copied.timestamp.tolist(),
+            copied.is_like.astype(int).tolist(),
+            copied.target.tolist(),
+            strict=True,
+        )
+    )
