@@ -1,10 +1,19 @@
-"""Engines, sessions and the idempotent schema, for SQLite and PostgreSQL alike."""
+"""Engines, sessions and the idempotent schema, for SQLite and PostgreSQL alike.
+
+Writes go through :func:`transaction` (or :func:`session_scope`), reads through
+:func:`connect`. On SQLite a write transaction starts with ``BEGIN IMMEDIATE``: it takes the
+write lock up front, waiting for another writer under ``busy_timeout``. A plain (deferred)
+``BEGIN`` that reads and then writes would instead fail at once with "database is locked"
+when another connection writes meanwhile, since SQLite cannot wait to upgrade a read
+transaction whose snapshot may be stale. Reads keep the deferred ``BEGIN``, so under WAL
+they never wait for a writer. PostgreSQL transactions are left as they are.
+"""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, inspect
+from sqlalchemy import Connection, Engine, RootTransaction, create_engine, event, func, inspect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import FunctionElement
@@ -20,7 +29,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite opens transactions lazily and never around DDL; take control so that
         # an import (DDL included) and a test's rollback are truly atomic.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
@@ -34,6 +43,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_WRITE = "feedlab_write"
+"""Execution option read by the SQLite "begin" event: begin a write transaction."""
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
 Bind = Engine | Connection
 """Data-layer functions take an engine, or a connection whose transaction the caller owns
 (tests wrap each test in one and roll it back)."""
@@ -41,17 +59,27 @@ Bind = Engine | Connection
 
 @contextmanager
 def transaction(bind: Bind) -> Iterator[Connection]:
-    """A connection inside a transaction that commits or rolls back as a unit: a new
+    """A connection inside a write transaction that commits or rolls back as a unit: a new
     transaction on an engine, a savepoint inside the caller's transaction on a connection."""
     if isinstance(bind, Engine):
-        with bind.begin() as conn:
+        with bind.connect() as conn, _begin_write(conn):
             yield conn
     elif bind.in_transaction():
         with bind.begin_nested():
             yield bind
     else:
-        with bind.begin():
+        with _begin_write(bind):
             yield bind
+
+
+def _begin_write(conn: Connection) -> RootTransaction:
+    """``conn.begin()``, as ``BEGIN IMMEDIATE`` on SQLite; the option is only set for the
+    begin, so a caller's connection keeps beginning its reads deferred."""
+    conn.execution_options(**{_WRITE: True})
+    try:
+        return conn.begin()
+    finally:
+        conn.execution_options(**{_WRITE: False})
 
 
 @contextmanager
@@ -83,8 +111,8 @@ def missing_tables(bind: Bind) -> list[str]:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session committed on success and rolled back on error."""
-    factory = sessionmaker(engine, expire_on_commit=False)
+    """A session committed on success and rolled back on error, in a write transaction."""
+    factory = sessionmaker(engine.execution_options(**{_WRITE: True}), expire_on_commit=False)
     with factory() as session, session.begin():
         yield session
 

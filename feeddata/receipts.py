@@ -39,9 +39,7 @@ def record_action_once(
         return _replay(stored, asked, event_id)
     try:
         with transaction(bind) as conn:
-            # The receipt first: a concurrent duplicate fails here before any other work,
-            # and on SQLite the transaction takes the write lock before it reads anything
-            # (a read-then-write transaction cannot wait for the lock and fails instead).
+            # The receipt first: a concurrent duplicate fails here before any other work.
             conn.execute(
                 insert(receipts).values(
                     event_id=event_id,
