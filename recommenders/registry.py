@@ -5,6 +5,7 @@ from collections.abc import Callable
 from recommenders.base import Recommender
 from recommenders.baselines import PopularityRecommender, RandomRecommender
 from recommenders.catboost_model import CatBoostRecommender
+from recommenders.neural import NeuralRecommender
 from recommenders.peers import EASERecommender
 
 FACTORIES: dict[str, Callable[[], Recommender]] = {
@@ -12,6 +13,7 @@ FACTORIES: dict[str, Callable[[], Recommender]] = {
     RandomRecommender.name: RandomRecommender,
     CatBoostRecommender.name: CatBoostRecommender,
     EASERecommender.name: EASERecommender,
+    NeuralRecommender.name: NeuralRecommender,
 }
 
 

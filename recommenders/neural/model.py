@@ -1,0 +1,401 @@
+"""The test arm: a neural recommender over like histories, profiles and post texts.
+
+**Architecture.** A two-tower model with attention over the history, plus a small
+feature head (the formulas are in :mod:`recommenders.neural.network`):
+
+- *post tower*: a learned id embedding + the all-MiniLM-L6-v2 embedding of the text
+  (projected to ``dims``) + a topic embedding. It does not depend on the request, so
+  serving computes every post's vector once at load time.
+- *user tower*: the last ``history`` likes before t (most recent first), each a post vector
+  plus an embedding of how long ago it was liked; profile and hour-of-day embeddings form a
+  query that attends over them (``heads`` heads, a null slot for users with no likes);
+  an MLP mixes the query, the attended and the mean history and the log like count.
+- *feature head*: an MLP over the same kind of time-stamped signals the control uses,
+  computed as of t: post popularity in the last hour/day/week/month, like rate, and
+  user x post crosses (likes in the post's topic, text similarity to the liked posts,
+  "viewed before").
+- score = user . post + head; trained with a softmax over the whole catalogue (every post
+  the user liked in the hour after an anchor view is a target), which is what hitrate@k
+  rewards, rather than the control's pointwise like probability.
+
+Why this shape: the service needs one user encoding plus a (posts x dims) product per
+request (numpy on exported weights, :mod:`recommenders.neural.scoring`; torch is needed
+only to train), and the offline table of ``bench/bench_neural.py`` decides between the
+variants (``user_tower`` attention/mean/none, ``ids``, ``text``, ``features``).
+
+**Training** (``feedlab train neural``): examples are request-like anchors (views, see
+:mod:`recommenders.neural.examples`) cut by time; the latest ``validation_share`` is the
+early-stopping slice, scored by hit@5 every ``check_every`` examples. Seeded, on
+``threads`` CPU threads with deterministic algorithms: the same data and seed give the
+same weights.
+"""
+
+import contextlib
+import json
+import sys
+import time as clock
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from recommenders.base import BundleMeta, Recommender, TrainingData
+from recommenders.history import LikeHistory
+from recommenders.neural.examples import Sources, prepare, text_column
+from recommenders.neural.inputs import (
+    AGE_BOUNDS,
+    DAY,
+    HOUR,
+    POP_WINDOWS,
+    Profiles,
+    ViewCounts,
+    ViewLog,
+    cross_features,
+    post_features,
+)
+from recommenders.neural.scoring import Scorer
+from recommenders.neural.shape import Shape
+from recommenders.text_embeddings import EncoderName, embed_texts
+
+if TYPE_CHECKING:
+    from recommenders.neural.training import Schedule
+
+MODEL_FILE = "model.json"
+WEIGHTS_FILE = "weights.npz"
+
+
+def default_text_cache() -> Path:
+    """Where text embeddings are cached: ``<FEEDLAB_ARTIFACTS>/text_embeddings``."""
+    from feedlab.settings import get_settings
+
+    return get_settings().artifacts / "text_embeddings"
+
+
+class NeuralParams(BaseModel):
+    """Hyper-parameters of the neural model; unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    encoder: EncoderName = "minilm"
+    """Text encoder: "minilm" (all-MiniLM-L6-v2) or "hashing" (a fast stand-in for tests)."""
+    dims: int = 64
+    heads: int = 2
+    history: int = 50
+    """Liked posts (most recent first) the user tower reads."""
+    user_tower: Literal["attention", "mean", "none"] = "attention"
+    """How the user tower pools the history; "none" drops the two towers (head only)."""
+    ids: bool = True
+    """Learn an embedding per post (besides its text and topic)."""
+    text: bool = True
+    features: bool = True
+    """Add the feature head (post popularity and like rate, user x post crosses)."""
+    views: bool = True
+    """Keep every user's viewed posts for the "seen before" crosses (else likes only)."""
+    window_s: int = 3600
+    """Targets of an example: the posts liked this long after it (the hitrate window)."""
+    anchors: Literal["first_in_hour", "all"] = "all"
+    max_examples: int = 1_500_000
+    batch_size: int = 512
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.0
+    negatives: int = 0
+    """Posts drawn per batch for a sampled softmax; 0 scores the whole catalogue."""
+    max_epochs: int = 20
+    check_every: int = 100_000
+    """Training examples between validation passes."""
+    patience: int = 2
+    validation_share: float = 0.1
+    """The latest share of examples (by time) is the early-stopping slice..."""
+    max_validation: int = 20_000
+    """...of which at most this many (a seeded sample) are scored after each round."""
+    max_vocab: int = 200
+    threads: int = 1
+    seed: int = 0
+
+
+@dataclass
+class Serving:
+    """What a request needs, all numpy: built by ``_fit`` or read from a bundle."""
+
+    shape: Shape
+    weights: dict[str, np.ndarray]
+    post_ids: np.ndarray
+    post_topic: np.ndarray
+    text: np.ndarray
+    text_small: np.ndarray
+    profiles: Profiles
+    views: ViewLog
+    view_counts: ViewCounts
+    topics: list[str]
+    scorer: Scorer | None = None
+
+    def __post_init__(self) -> None:
+        self.scorer = Scorer(self.shape, self.weights, self.text, self.post_topic)
+
+
+class NeuralRecommender(Recommender):
+    """See the module docstring."""
+
+    name = "neural"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__()
+        self.config = NeuralParams(**params)
+        self.progress = False
+        self.text_cache: Path | None = (
+            default_text_cache() if self.config.encoder == "minilm" else None
+        )
+        """Where text embeddings are cached (None: no cache); the hashing encoder needs none."""
+        self.serving: Serving | None = None
+        self._metrics: dict[str, float] = {}
+
+    def params(self) -> dict[str, Any]:
+        return self.config.model_dump()
+
+    def fit(self, data: TrainingData) -> Self:
+        super().fit(data)
+        assert self.meta is not None
+        self.meta = self.meta.model_copy(update={"metrics": self._metrics})
+        return self
+
+    def _fit(self, data: TrainingData) -> dict[str, int]:
+        from recommenders.neural import training
+        from recommenders.neural.network import Net, export
+
+        cfg, started = self.config, clock.perf_counter()
+        texts = text_column(data.posts, "text").tolist()
+        self._say(f"text embeddings of {len(texts):,} posts ({cfg.encoder})")
+        text = embed_texts(texts, cfg.encoder, cache_dir=self.text_cache, progress=self.progress)
+        self._say("encoding profiles, likes and views; drawing examples")
+        prep = prepare(
+            data,
+            text,
+            history=cfg.history,
+            views=cfg.views,
+            max_vocab=cfg.max_vocab,
+            window=cfg.window_s,
+            anchors=cfg.anchors,
+            max_examples=cfg.max_examples,
+            validation_share=cfg.validation_share,
+            max_validation=cfg.max_validation,
+            rng=np.random.default_rng(cfg.seed),
+        )
+        src = prep.src
+        self._say(
+            f"{len(prep.train):,} training and {len(prep.valid):,} validation examples "
+            f"({clock.perf_counter() - started:.0f}s)"
+        )
+        shape = self._shape(src, text.shape[1])
+        with _torch_settings(cfg.threads, cfg.seed) as torch:
+            net = Net(shape)
+            result = training.fit_network(
+                net,
+                torch.from_numpy(text),
+                torch.from_numpy(src.post_topic),
+                src,
+                prep.train,
+                prep.valid,
+                self._schedule(),
+                progress=self.progress,
+            )
+            weights = export(net)
+        self.serving = Serving(
+            shape,
+            weights,
+            prep.post_ids,
+            src.post_topic.astype(np.int32),
+            text,
+            src.post_text,
+            src.profiles,
+            src.views,
+            prep.view_counts,
+            prep.topics,
+        )
+        best: dict[str, float] = next(
+            (h for h in result["history"] if h["round"] == result["best_round"]), {}
+        )
+        self._metrics = {
+            "fit_s": round(clock.perf_counter() - started, 2),
+            "best_round": float(result["best_round"]),
+            "rounds": float(result["rounds"]),
+            "best_epoch": round(float(best.get("epoch", 0.0)), 3),
+            **{k: round(float(v), 5) for k, v in best.items() if k.startswith("valid")},
+        }
+        self._say(f"done in {self._metrics['fit_s']:.0f}s; best round {result['best_round']}")
+        return {
+            "likes": prep.likes,
+            "views": prep.views,
+            "train_examples": len(prep.train),
+            "valid_examples": len(prep.valid),
+        }
+
+    def _shape(self, src: Sources, text_dims: int) -> Shape:
+        cfg = self.config
+        return Shape(
+            n_posts=src.n_posts,
+            n_topics=src.n_topics,
+            text_dims=text_dims,
+            profile_sizes=tuple(src.profiles.sizes),
+            dims=cfg.dims,
+            heads=cfg.heads,
+            tower=cfg.user_tower != "none",
+            attention=cfg.user_tower == "attention",
+            ids=cfg.ids,
+            text=cfg.text,
+            features=cfg.features,
+        )
+
+    def _schedule(self) -> "Schedule":
+        from recommenders.neural.training import Schedule
+
+        cfg = self.config
+        return Schedule(
+            batch_size=cfg.batch_size,
+            learning_rate=cfg.learning_rate,
+            weight_decay=cfg.weight_decay,
+            max_epochs=cfg.max_epochs,
+            check_every=cfg.check_every,
+            patience=cfg.patience,
+            negatives=cfg.negatives,
+            seed=cfg.seed,
+        )
+
+    def _scores(self, user_id: int, time: int, history: LikeHistory) -> np.ndarray:
+        serving = self.serving
+        assert serving is not None
+        assert serving.scorer is not None
+        shape = serving.shape
+        if history.n_posts != shape.n_posts:
+            raise ValueError(
+                f"the catalogue has {history.n_posts} posts but the model was trained on "
+                f"{shape.n_posts}; retrain with `feedlab train neural`"
+            )
+        liked = history.liked_before(user_id, time)
+        n = len(liked)
+        recent = liked[::-1][: self.config.history]
+        hist = np.full(self.config.history, shape.pad, np.int64)
+        hist[: len(recent)] = recent
+        ages = np.zeros(self.config.history, np.int64)
+        older = np.zeros(len(AGE_BOUNDS), np.int64)
+        if n:
+            older = np.array([len(history.liked_before(user_id, time - b)) for b in AGE_BOUNDS])
+            order = n - 1 - np.arange(len(recent))  # chronological index of each entry
+            ages[: len(recent)] = (order[:, None] < older[None, :]).sum(1)
+        row = int(serving.profiles.index(np.asarray([user_id]))[0])
+        features = np.zeros((shape.n_posts, 0), np.float32)
+        if shape.features:
+            features = self._features(serving, user_id, row, time, history, liked, older)
+        return serving.scorer.scores(
+            hist, ages, n, serving.profiles.codes[row], (time // HOUR) % 24, features
+        )
+
+    @staticmethod
+    def _features(
+        serving: Serving,
+        user_id: int,
+        row: int,
+        time: int,
+        history: LikeHistory,
+        liked: np.ndarray,
+        older: np.ndarray,
+    ) -> np.ndarray:
+        """Post and user x post features (P, N_POST_FEATURES + N_CROSS_FEATURES) at ``time``;
+        ``older[k]`` is how many of ``liked`` are older than ``AGE_BOUNDS[k]``."""
+        total = history.like_counts_before(time)
+        windows = [total - history.like_counts_before(time - w) for w in POP_WINDOWS]
+        counts = serving.view_counts
+        snapshot = int(counts.at(np.asarray(time)))
+        viewed_likes = history.like_counts_before(int(counts.checkpoints[snapshot]))
+        post = post_features(
+            total, windows, counts.views[snapshot], viewed_likes, counts.prior_rate
+        )
+        n_topics = max(len(serving.topics), 1)
+        day = liked[int(older[list(AGE_BOUNDS).index(DAY)]) :] if len(liked) else liked
+        seen = np.zeros((1, len(serving.post_ids)), np.int8)
+        serving.views.seen(seen, 0, row, time)
+        cross = cross_features(
+            np.bincount(serving.post_topic[liked], minlength=n_topics),
+            np.bincount(serving.post_topic[day], minlength=n_topics),
+            serving.text_small[liked].sum(axis=0),
+            serving.text_small[day].sum(axis=0),
+            serving.post_topic,
+            serving.text_small,
+            seen[0],
+        )
+        return np.concatenate([post, cross], axis=1)
+
+    def _save(self, directory: Path) -> None:
+        s = self.serving
+        assert s is not None
+        np.savez(directory / WEIGHTS_FILE, **s.weights)  # type: ignore[arg-type]
+        arrays = {
+            "post_ids": s.post_ids,
+            "post_topic": s.post_topic,
+            "text_vectors": s.text,
+            "text_small": s.text_small,
+            "user_ids": s.profiles.user_ids,
+            "profile_codes": s.profiles.codes,
+            "views_ptr": s.views.ptr,
+            "views_post": s.views.post,
+            "views_hour": s.views.hour,
+            "view_checkpoints": s.view_counts.checkpoints,
+            "view_counts": s.view_counts.views,
+        }
+        for name, value in arrays.items():
+            np.save(directory / f"{name}.npy", value)
+        layout = {
+            "shape": asdict(s.shape),
+            "topics": s.topics,
+            "profile_sizes": s.profiles.sizes,
+            "prior_rate": s.view_counts.prior_rate,
+        }
+        (directory / MODEL_FILE).write_text(json.dumps(layout, indent=2))
+
+    @classmethod
+    def _load(cls, directory: Path, meta: BundleMeta) -> Self:
+        model = cls(**meta.params)
+        layout = json.loads((directory / MODEL_FILE).read_text())
+        shape_fields = layout["shape"]
+        shape = Shape(**{**shape_fields, "profile_sizes": tuple(shape_fields["profile_sizes"])})
+
+        def array(name: str, mmap: bool = False) -> np.ndarray:
+            return np.load(directory / f"{name}.npy", mmap_mode="r" if mmap else None)
+
+        with np.load(directory / WEIGHTS_FILE) as stored:
+            weights = {name: stored[name] for name in stored.files}
+        model.serving = Serving(
+            shape,
+            weights,
+            array("post_ids"),
+            array("post_topic"),
+            array("text_vectors"),
+            array("text_small"),
+            Profiles(array("user_ids"), array("profile_codes"), list(layout["profile_sizes"])),
+            ViewLog(array("views_ptr", True), array("views_post", True), array("views_hour", True)),
+            ViewCounts(array("view_checkpoints"), array("view_counts"), layout["prior_rate"]),
+            list(layout["topics"]),
+        )
+        return model
+
+    def _say(self, message: str) -> None:
+        if self.progress:
+            print(f"[neural] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _torch_settings(threads: int, seed: int) -> Iterator[Any]:
+    """Seeded, deterministic torch on at most ``threads`` threads; restores the settings."""
+    import torch
+
+    before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(max(1, threads))
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(seed)
+    try:
+        yield torch
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1])

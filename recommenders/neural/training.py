@@ -1,0 +1,160 @@
+"""Training examples and the training loop of the neural model.
+
+An example is a request-like anchor: a view (user u at time t; the likes when the feed has
+no views) whose user liked at least one post in ``[t, t + window]``, the hitrate window of
+the evaluation. Its inputs are what serving would know at t (see :mod:`inputs`); its
+targets are all the posts u liked in the window. The loss is a softmax over the whole
+catalogue (posts u liked before t masked out, as serving excludes them), averaged over the
+targets: the model learns to rank the catalogue for the next hour, which is the served task.
+The latest ``validation_share`` of examples by time is the early-stopping slice.
+"""
+
+import copy
+import itertools
+import sys
+import time as clock
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from recommenders.neural.examples import Examples, Sources, batch_arrays
+from recommenders.neural.network import Batch, Net
+
+_MASKED = -1e9
+
+
+def make_batch(
+    src: Sources, ex: Examples, negatives: int = 0, rng: np.random.Generator | None = None
+) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+    """:func:`examples.batch_arrays` as tensors: inputs, the mask of posts liked before t,
+    and the targets (float)."""
+    arrays = batch_arrays(src, ex, negatives, rng)
+    batch = Batch(
+        hist=torch.from_numpy(arrays.hist),
+        ages=torch.from_numpy(arrays.ages),
+        n_likes=torch.from_numpy(arrays.n_likes),
+        profile=torch.from_numpy(arrays.profile),
+        hour=torch.from_numpy(arrays.hour),
+        pop=torch.from_numpy(arrays.pop),
+        pop_row=torch.from_numpy(arrays.pop_row),
+        cross=torch.from_numpy(arrays.cross),
+        candidates=None if arrays.candidates is None else torch.from_numpy(arrays.candidates),
+    )
+    target = torch.from_numpy(arrays.target.astype(np.float32))
+    return batch, torch.from_numpy(arrays.liked), target
+
+
+def _loss(scores: torch.Tensor, liked: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    log_p = torch.log_softmax(scores.masked_fill(liked, _MASKED), dim=1)
+    return (-(log_p * target).sum(1) / target.sum(1).clamp(min=1)).mean()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    max_epochs: int
+    check_every: int
+    """Examples between validation passes (a "round"; at most one epoch)."""
+    patience: int
+    """Rounds without a better validation loss before training stops."""
+    negatives: int
+    seed: int
+
+
+def _batches(n: int, schedule: Schedule, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    for _ in range(schedule.max_epochs):
+        order = rng.permutation(n)
+        for lo in range(0, n, schedule.batch_size):
+            yield np.sort(order[lo : lo + schedule.batch_size])
+
+
+def fit_network(
+    net: Net,
+    text: torch.Tensor,
+    topic: torch.Tensor,
+    src: Sources,
+    train: Examples,
+    valid: Examples,
+    schedule: Schedule,
+    *,
+    progress: bool,
+) -> dict[str, Any]:
+    """AdamW on the training examples with a validation pass every ``check_every`` examples;
+    keeps the weights of the best validation hit@5 and stops after ``patience`` rounds
+    without improvement (or after ``max_epochs`` passes)."""
+    rng = np.random.default_rng(schedule.seed)
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay
+    )
+    if len(train):
+        sample = train.part(np.sort(rng.choice(len(train), min(len(train), 256), replace=False)))
+        net.set_scaling([make_batch(src, sample, schedule.negatives, rng)[0]])
+    per_round = max(1, -(-min(schedule.check_every, len(train)) // schedule.batch_size))
+    total = -(-len(train) // schedule.batch_size) * schedule.max_epochs
+    stream = _batches(len(train), schedule, rng)
+    best: tuple[float, int, dict[str, torch.Tensor]] = (np.inf, 0, copy.deepcopy(net.state_dict()))
+    history: list[dict[str, float]] = []
+    done = 0
+    for round_ in range(1, -(-total // per_round) + 1):
+        started = clock.perf_counter()
+        net.train()
+        losses = []
+        steps = min(per_round, total - done)
+        for picked in tqdm(
+            itertools.islice(stream, steps),
+            total=steps,
+            desc=f"[neural] round {round_}",
+            disable=not progress,
+            leave=False,
+        ):
+            batch, liked, target = make_batch(src, train.part(picked), schedule.negatives, rng)
+            loss = _loss(net(net.posts(text, topic), batch), liked, target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        done += steps
+        record = {
+            "round": round_,
+            "epoch": done * schedule.batch_size / max(len(train), 1),
+            "train_loss": float(np.mean(losses)) if losses else 0.0,
+            **evaluate_network(net, text, topic, src, valid, schedule.batch_size),
+            "seconds": clock.perf_counter() - started,
+        }
+        history.append(record)
+        if progress:
+            cells = "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k != "round")
+            print(f"[neural] round {round_}: {cells}", file=sys.stderr, flush=True)
+        # the served metric decides (hit@5); the loss only breaks ties
+        badness = -record["valid_hit5"] + 1e-6 * record["valid_loss"] if len(valid) else 0.0
+        if not len(valid) or badness < best[0]:
+            best = (badness, round_, copy.deepcopy(net.state_dict()))
+        elif round_ - best[1] >= schedule.patience:
+            break
+    net.load_state_dict(best[2])
+    return {"best_round": best[1], "rounds": len(history), "history": history}
+
+
+@torch.no_grad()
+def evaluate_network(
+    net: Net, text: torch.Tensor, topic: torch.Tensor, src: Sources, ex: Examples, size: int
+) -> dict[str, float]:
+    """Mean loss and hit@5 (any target in the top 5 after masking) of examples."""
+    if not len(ex):
+        return {}
+    net.eval()
+    posts = net.posts(text, topic)
+    total, hits = 0.0, 0
+    for lo in range(0, len(ex), size):
+        batch, liked, target = make_batch(src, ex.part(slice(lo, lo + size)))
+        scores = net(posts, batch).masked_fill(liked, _MASKED)
+        total += float(_loss(scores, liked, target)) * len(liked)
+        top = scores.topk(min(5, scores.shape[1]), dim=1).indices
+        hits += int((target.gather(1, top).sum(1) > 0).sum())
+    return {"valid_loss": total / len(ex), "valid_hit5": hits / len(ex)}
