@@ -12,6 +12,7 @@ COPY recommenders ./recommenders
 COPY experiment ./experiment
 COPY api ./api
 COPY analysis ./analysis
+COPY experiments.toml ./
 RUN pip install --no-cache-dir .
 RUN useradd --create-home feedlab && mkdir -p /data && chown feedlab /data
 USER feedlab

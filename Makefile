@@ -8,7 +8,7 @@ PY := $(BIN)/python
 
 help:
 	@echo "make install  create $(VENV) (torch==2.13.0 first, then feedlab and dev tools)"
-	@echo "make run      demo: SQLite + generated data + trained models, then serve on :8000"
+	@echo "make run      demo: SQLite + generated data + the experiment's models, then serve it on :8000"
 	@echo "make test     the test suite (needs PostgreSQL on 127.0.0.1:5432)"
 	@echo "make check    ruff, ruff format --check, mypy"
 	@echo "make bench    benchmarks -> BENCHMARKS.md and bench/out/*.json"

@@ -103,3 +103,15 @@ def test_no_secret_is_written_in_the_file() -> None:
         "${POSTGRES_PASSWORD:?"
     )
     assert ":${POSTGRES_PASSWORD:?" in raw["x-feedlab-env"]["FEEDLAB_DATABASE_URL"]
+
+
+def test_the_prepare_job_and_the_api_use_the_experiment_file_in_the_image(
+    compose: list[str],
+) -> None:
+    services = _services(compose)
+    path = services["api"]["environment"]["FEEDLAB_EXPERIMENTS"]
+    assert services["prepare"]["environment"]["FEEDLAB_EXPERIMENTS"] == path
+    dockerfile = (REPO / "Dockerfile").read_text().splitlines()
+    assert path == "/app/experiments.toml"
+    assert "WORKDIR /app" in dockerfile
+    assert "COPY experiments.toml ./" in dockerfile

@@ -19,6 +19,9 @@ COURSE_USERS = 163_205
 COURSE_POSTS = sum(COURSE_TOPIC_COUNTS.values())  # 7,023
 COURSE_DAYS = 89  # 2021-10-01 up to 2021-12-29
 COURSE_START = dt.date(2021, 10, 1)
+DEMO_END = dt.date(2021, 12, 30)
+"""The day after the demo network: it ends on the course data's last day, 2021-12-29, so
+the shipped experiment (experiments.toml, from 2021-12-30) starts right after it."""
 # 68.7 million views over 163,205 users and 89 days
 COURSE_VIEWS_PER_USER_DAY = 68.7e6 / (COURSE_USERS * COURSE_DAYS)
 
@@ -76,9 +79,17 @@ class SyntheticConfig:
 
     @classmethod
     def demo(cls, **overrides: Any) -> "SyntheticConfig":
-        """A small network: 5,000 users, 1,000 posts, 30 days (under a million feed rows)."""
-        base = cls(users=5_000, posts=1_000, days=30)
-        return dataclasses.replace(base, **overrides)
+        """A small network: 5,000 users, 1,000 posts, the 30 days (under a million feed rows)
+        up to the course's last day, 2021-12-29; other ``days`` end on that day too.
+
+        >>> config = SyntheticConfig.demo(days=3)
+        >>> config.start.isoformat(), config.end.isoformat()
+        ('2021-12-27', '2021-12-30')
+        """
+        fields: dict[str, Any] = {"users": 5_000, "posts": 1_000, "days": 30, **overrides}
+        if isinstance(fields["days"], int) and "start" not in fields:
+            fields["start"] = DEMO_END - dt.timedelta(days=fields["days"])
+        return cls(**fields)
 
     @property
     def end(self) -> dt.date:

@@ -22,8 +22,9 @@ def generate(
     scale: Annotated[
         Scale,
         typer.Option(
-            help="demo: 5,000 users, 1,000 posts, 30 days (under a minute). "
-            "course: the original's 163,205 users, 7,023 posts, 89 days (~76M feed rows)."
+            help="demo: 5,000 users, 1,000 posts, the 30 days up to 2021-12-29 (under a "
+            "minute). course: the original's 163,205 users, 7,023 posts, 89 days from "
+            "2021-10-01 (~76M feed rows)."
         ),
     ] = Scale.demo,
     users: Annotated[int | None, typer.Option(min=1, help="Override the scale's users.")] = None,

@@ -92,23 +92,28 @@ def test_feedlab_up_trains_the_missing_bundle_then_serves(tiny_sqlite: str, tmp_
     artifacts = tmp_path / "artifacts"
     port = free_port()
     log = tmp_path / "up.log"
-    command = [str(BIN / "feedlab"), "up", "--port", str(port)]
-    with running(command, env=feedlab_env(tiny_sqlite, artifacts), port=port, log=log) as server:
+    command = [str(BIN / "feedlab"), "up", "--no-experiment", "--port", str(port)]
+    # --no-experiment wins over the variable, for the service too
+    env = feedlab_env(tiny_sqlite, artifacts) | {
+        "FEEDLAB_EXPERIMENTS": str(REPO / "experiments.toml")
+    }
+    with running(command, env=env, port=port, log=log) as server:
         http = server.http
         [served] = http.get("/health").json()["recommenders"]
     meta = json.loads((artifacts / "popular" / "meta.json").read_text())
     assert served["version"] == meta["version"]
     output = log.read_text()
     assert "data: user_data 4, post_text_df 5, feed_data 16 rows" in output
-    assert "popularity: no bundle at" in output
-    assert f"popularity: saved {meta['version']}" in output
+    assert "experiment: none; every user gets the popularity ranking" in output
+    assert "popular: no bundle at" in output
+    assert f"popular: saved {meta['version']}" in output
 
     port = free_port()
-    command = [str(BIN / "feedlab"), "up", "--port", str(port)]
+    command = [str(BIN / "feedlab"), "up", "--no-experiment", "--port", str(port)]
     with running(command, env=feedlab_env(tiny_sqlite, artifacts), port=port, log=log) as server:
         http = server.http
         assert http.get("/health").json()["recommenders"] == [served]
-    assert "popularity: bundle found at" in log.read_text()
+    assert "popular: bundle found at" in log.read_text()
 
 
 @pytest.mark.slow
@@ -118,7 +123,7 @@ def test_feedlab_up_generates_demo_data_into_an_empty_database(tmp_path: Path) -
     artifacts = tmp_path / "artifacts"
     port = free_port()
     log = tmp_path / "up.log"
-    command = [str(BIN / "feedlab"), "up", "--port", str(port)]
+    command = [str(BIN / "feedlab"), "up", "--no-experiment", "--port", str(port)]
     with running(
         command, env=feedlab_env(url, artifacts), port=port, log=log, timeout_s=540
     ) as server:
@@ -128,6 +133,10 @@ def test_feedlab_up_generates_demo_data_into_an_empty_database(tmp_path: Path) -
         assert health["users"] == 5000
         with sqlite3.connect(tmp_path / "demo.db") as conn:
             [(user_id,)] = conn.execute("SELECT min(user_id) FROM user_data")
+            [(first, last)] = conn.execute("SELECT min(timestamp), max(timestamp) FROM feed_data")
+        # the 30 days up to the course's last day; the shipped experiment starts after them
+        assert first.startswith("2021-11-30")
+        assert last.startswith("2021-12-29") or last < "2021-12-30 00:30"
         body = http.get("/post/recommendations/", params={"id": user_id, "limit": 5}).json()
         assert len({p["id"] for p in body["recommendations"]}) == 5
     assert "generating the synthetic demo data set" in log.read_text()
