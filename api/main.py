@@ -32,6 +32,7 @@ from api.routes import (
 )
 from api.schemas import ValidationErrors, error_responses
 from api.state import ServiceState
+from experiment.bundles import BundleError
 from experiment.config import ExperimentConfigError, ExperimentsFile, load_experiments
 from experiment.exposure_log import ExposureLog, WriterConfig
 from feeddata.db import is_postgres, make_engine, missing_tables
@@ -39,6 +40,7 @@ from feeddata.exposures import Exposure, create_feedlab_tables, write_exposures
 from feeddata.queries import NotFoundError
 from feedlab import __version__
 from feedlab.settings import Settings, get_settings
+from recommenders.base import one_blas_thread
 
 log = logging.getLogger("feedlab.api")
 
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None, writer: WriterConfig | None = N
     must not serve (a missing or placeholder admin token)."""
     settings = settings or get_settings()
     settings.check_serving()
+    one_blas_thread()
     writer = writer or settings.writer_config()
     _configure_logging(settings.log_level, settings.log_format)
     service_metrics = ServiceMetrics()
@@ -76,7 +79,7 @@ def create_app(settings: Settings | None = None, writer: WriterConfig | None = N
             await run_in_threadpool(create_feedlab_tables, engine)
             try:
                 state = await run_in_threadpool(ServiceState.load, engine, settings.artifacts, plan)
-            except ExperimentConfigError as error:
+            except (ExperimentConfigError, BundleError) as error:
                 log.error("cannot start: %s", error)
                 raise
             exposure_log = ExposureLog(

@@ -10,10 +10,12 @@
   of a fresh process that loads the bundle and serves, without torch and with it.
 """
 
+import contextlib
 import subprocess
 import sys
 import tempfile
 import time as clock
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import numpy as np
 from bench.bench_quality import Dataset, movielens_data, synthetic_data
 from bench.report import Result
 from feeddata.sources.synthetic import SyntheticConfig
-from recommenders.base import Recommender, TrainingData
+from recommenders.base import Recommender, TrainingData, one_blas_thread
 from recommenders.baselines import PopularityRecommender
 from recommenders.catboost_model import CatBoostRecommender
 from recommenders.evaluation import evaluate, sample_requests, split_time_at_quantile
@@ -105,6 +107,8 @@ from pathlib import Path
 from feeddata.interactions import Interactions
 from recommenders.history import LikeHistory
 from recommenders.neural import NeuralRecommender
+from recommenders.base import one_blas_thread
+one_blas_thread()  # as the service runs
 folder, backend = Path(sys.argv[1]), sys.argv[2]
 likes = np.load(folder / "likes.npz")
 history = LikeHistory(likes["post_ids"], Interactions.from_arrays(
@@ -134,6 +138,18 @@ def _serving_memory_mb(folder: Path, backend: str) -> tuple[bool, float]:
     return imported == "True", float(peak)
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def serving_rows() -> tuple[list[list[Any]], dict[str, Any]]:
     """ms/request (p50, p99) and peak memory, numpy scorer vs the torch module."""
     data = synthetic_data(SERVING_CONFIG)
@@ -154,7 +170,8 @@ def serving_rows() -> tuple[list[list[Any]], dict[str, Any]]:
     for _ in range(2):  # interleaved, so both see the same machine load
         for backend, scorer in (("numpy", numpy_scorer), ("torch", torch_scorer)):
             serving.scorer = scorer  # type: ignore[assignment]
-            timings[backend] += _time_requests(model, history, requests)
+            with one_blas_thread(), _torch_threads(1):  # one thread each, as a worker runs
+                timings[backend] += _time_requests(model, history, requests)
     serving.scorer = numpy_scorer
     rows: list[list[Any]] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -83,3 +83,17 @@ def test_loading_another_models_bundle_is_refused(tmp_path: Path) -> None:
         RandomRecommender.load(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"meta\.json"):
         PopularityRecommender.load(tmp_path / "missing")
+
+
+def test_one_blas_thread_limits_numpy_and_restores_it() -> None:
+    from threadpoolctl import threadpool_info
+
+    from recommenders.base import one_blas_thread
+
+    def blas_threads() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    before = blas_threads()
+    with one_blas_thread():
+        assert blas_threads() == {1}
+    assert blas_threads() == before
