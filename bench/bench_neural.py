@@ -36,7 +36,7 @@ from recommenders.peers import EASERecommender
 K = 5
 REQUESTS = 10_000
 SERVING_CONFIG = SyntheticConfig.course(users=20_000, days=20)
-SERVING_PARAMS: dict[str, Any] = {"max_examples": 300_000, "max_epochs": 1}
+SERVING_PARAMS: dict[str, Any] = {"max_examples": 100_000, "max_epochs": 1, "negatives": 1000}
 TIMED_REQUESTS = 500
 
 
