@@ -203,8 +203,15 @@ def serving_rows() -> tuple[list[list[Any]], dict[str, Any]]:
     return rows, info
 
 
-def run() -> None:
-    """Quality and serving tables -> bench/results/neural.json."""
+def run(quality: bool = True, serving: bool = True) -> None:
+    """Quality and serving tables -> bench/results/neural.json, neural_serving.json."""
+    if quality:
+        _run_quality()
+    if serving:
+        _run_serving()
+
+
+def _run_quality() -> None:
     rows: list[list[Any]] = []
     data: dict[str, Any] = {}
     for dataset in (movielens_data(), synthetic_data(SyntheticConfig.demo())):
@@ -225,6 +232,9 @@ def run() -> None:
         ],
         data=data,
     ).save()
+
+
+def _run_serving() -> None:
     serving, info = serving_rows()
     Result(
         name="neural_serving",
@@ -244,4 +254,6 @@ def run() -> None:
 
 
 if __name__ == "__main__":
-    run()
+    # python -m bench.bench_neural [quality|serving]: one part only
+    part = sys.argv[1] if len(sys.argv) > 1 else ""
+    run(quality=part != "serving", serving=part != "quality")
