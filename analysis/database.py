@@ -1,266 +1,58 @@
 """The service's own database as the analysis input, aggregated in SQL.
 
-Exposures (``exposures``, see ``feeddata.schema``) are joined with the likes of
-``feed_data`` in the database; only per-user rows and per-arm sums come back:
+``analysis.user_tables`` reduces the experiment's exposures and likes to one row per user
+and per-(arm, day) sums; only those come back, and the per-arm sums of
+``analysis.data.moment_terms()`` (n, sums, sums of squares and cross-products) are taken
+over the users here. Forced (QA) assignments are not randomised and are left out. Works
+on PostgreSQL and SQLite; times are naive UTC as everywhere in feedlab.
 
-1. per (user, arm, UTC day): exposures, posts shown (at most k, from the exposure's text
-   list ``post_ids``), first and last exposure, into a temporary table (one pass over the
-   exposures, no join);
-2. per (user, arm, day): hits and shown posts liked within the window, from the pairs of
-   an exposure and a like of its user in the same time bucket (see ``_create_hits``);
-3. per user: those summed over days, whether the user saw more than one arm (crossover
-   users), and the user's likes before the first exposure (the CUPED covariate) and from
-   it to the end of the experiment;
-4. per arm: every sum of ``analysis.data.moment_terms()`` (n, sums, sums of squares and
-   cross-products), and per (arm, day) the primary metric's sums.
-
-Forced (QA) assignments are not randomised and are left out. Works on PostgreSQL and
-SQLite; times are naive UTC as everywhere in feedlab. On PostgreSQL the per-user rows come
-back through COPY, as CSV parsed by pandas, rather than as one Python object per value.
+On PostgreSQL the days of the experiment (from its first to its last exposure) are cut
+into ranges, one per session: given an engine, the sessions read at once, all of them one
+snapshot (``pg_export_snapshot``, as ``pg_dump --jobs`` does), while this one counts each
+user's likes before the experiment and in each range. A user's likes before the first
+exposure (the CUPED covariate) are those before the experiment, in the ranges before the
+first exposure's, and in that range before it; users seen in several arms, in whichever
+ranges, are left out of every sum. The per-user rows come back through COPY, as CSV
+parsed by pandas, rather than as one Python object per value.
 """
 
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
-from analysis.data import (
-    COLUMNS,
-    ArmStats,
-    DailyStats,
-    ExperimentData,
-    UserTable,
-    moment_name,
-    moment_terms,
-    order_arms,
-)
+from analysis.data import ArmStats, DailyStats, ExperimentData, UserTable, order_arms
 from analysis.sufficient import SampleRatio
+from analysis.user_tables import (
+    SQLITE_TABLES,
+    USER_SUM_COLUMNS,
+    USERS,
+    Days,
+    create_sqlite,
+    create_user_days,
+    daily_sums,
+    sqlite_daily_sums,
+    user_sums,
+)
 from feeddata.db import Bind, connect, is_postgres
 
-USER_DAYS = "feedlab_analysis_user_days"
-HITS = "feedlab_analysis_hits"
-PER_USER = "feedlab_analysis_per_user"
-USERS = "feedlab_analysis_users"
-TEMP_TABLES = (USERS, PER_USER, HITS, USER_DAYS)
+MAX_SESSIONS = 4
+SHARED_FROM_EXPOSURES = 200_000
+"""Smaller experiments are read in one session: more would cost more than they save."""
 
-BUCKET_WINDOWS = 4
-"""Time buckets for matching likes with exposures are this many windows wide: wider
-buckets offer an exposure more likes to check, narrower ones repeat more likes."""
-
+_EPOCH = datetime(1970, 1, 1)
 _EXPOSURES = "exposures e WHERE e.experiment = :experiment AND NOT e.forced"
-
-
-def _shown(conn: Connection) -> str:
-    """SQL for the number of posts in the text list "[3644 4529 4704]" of exposure ``e``
-    (single spaces, "[]" when none), at most :k. The list is ASCII, so PostgreSQL can count
-    bytes (constant time) rather than characters."""
-    length = "octet_length" if is_postgres(conn) else "length"
-    posts = f"{length}(e.post_ids) - {length}(REPLACE(e.post_ids, ' ', '')) + 1"
-    return f"CASE WHEN e.post_ids = '[]' THEN 0 WHEN {posts} > :k THEN :k ELSE {posts} END"
-
-
-def _window_end(conn: Connection, column: str) -> str:
-    """SQL for ``column`` + :window seconds, comparable with stored timestamps."""
-    if is_postgres(conn):
-        return f"{column} + make_interval(secs => :window)"
-    # SQLAlchemy stores SQLite datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff'; strftime's %f
-    # gives milliseconds, so pad to microseconds to compare as text.
-    return f"(strftime('%Y-%m-%d %H:%M:%f', {column}, '+' || :window || ' seconds') || '000')"
-
-
-def _day(conn: Connection, column: str) -> str:
-    return f"CAST({column} AS DATE)" if is_postgres(conn) else f"date({column})"
-
-
-def _bucket(conn: Connection, column: str, minus_window: bool = False) -> str:
-    """SQL for the :bucket_s-second time bucket holding ``column`` (or ``column`` minus
-    the window): any value that is equal for two times exactly when they share a bucket."""
-    if is_postgres(conn):
-        moment = f"{column} - make_interval(secs => :window)" if minus_window else column
-        return f"date_bin(make_interval(secs => :bucket_s), {moment}, TIMESTAMP '2000-01-01')"
-    seconds = f"CAST(strftime('%s', {column}) AS INTEGER)"
-    return f"(({seconds}{' - :window' if minus_window else ''}) / :bucket_s)"
-
-
-def _times_shown(conn: Connection) -> str:
-    """SQL for how often the liked post ``l.post_id`` is among the first :k posts of the
-    exposure ``e``: from its text list on PostgreSQL (no join), ``exposure_posts`` on SQLite."""
-    if is_postgres(conn):
-        first_k = "(string_to_array(btrim(e.post_ids, '[]'), ' '))[1:CAST(:k AS INTEGER)]"
-        return f"cardinality(array_positions({first_k}, CAST(l.post_id AS TEXT)))"
-    return (
-        "(SELECT COUNT(*) FROM exposure_posts p WHERE p.request_id = e.request_id "
-        "AND p.position < :k AND p.post_id = l.post_id)"
-    )
-
-
-def _create_user_days(conn: Connection, params: dict[str, Any]) -> None:
-    day = _day(conn, "e.request_time")
-    conn.execute(
-        text(f"""
-        CREATE TEMPORARY TABLE {USER_DAYS} AS
-        SELECT e.user_id, e.arm, {day} AS day, COUNT(*) AS exposures, SUM({_shown(conn)}) AS shown,
-            MIN(e.request_time) AS first_seen, MAX(e.request_time) AS last_seen
-        FROM {_EXPOSURES}
-        GROUP BY e.user_id, e.arm, {day}
-        """),
-        params,
-    )
-
-
-def _create_hits(conn: Connection, params: dict[str, Any]) -> None:
-    """Per (user, arm, day): exposures followed by a like of a shown post within the
-    window, and how many shown posts were so liked.
-
-    A like at s counts for an exposure at t when t <= s <= t + window. Joining exposures
-    with likes on the user alone pairs every exposure with every like of its user (tens
-    of thousands of pairs per active user); joining on (user, time bucket), with buckets
-    at least a window wide, pairs it only with likes of its own bucket: each like is
-    offered under its bucket and, when different, under the bucket of s - window. The few
-    pairs left are checked against the window and the shown posts. Only likes between the
-    first exposure and one window after the last take part.
-    """
-    likes = """feed_data f WHERE f.action = 'like'
-        AND f.timestamp >= :first_seen AND f.timestamp <= :last_end"""
-    # the exposure's identity: PostgreSQL's row address is 6 bytes to the id's 33, and the
-    # exposures are the side it keeps in memory
-    exposure = "e.ctid" if is_postgres(conn) else "e.request_id"
-    conn.execute(
-        text(f"""
-        CREATE TEMPORARY TABLE {HITS} AS
-        WITH likes AS (
-            SELECT f.user_id, f.post_id, f.timestamp, {_bucket(conn, "f.timestamp")} AS bucket
-            FROM {likes}
-            UNION ALL
-            SELECT f.user_id, f.post_id, f.timestamp,
-                {_bucket(conn, "f.timestamp", minus_window=True)}
-            FROM {likes}
-                AND {_bucket(conn, "f.timestamp", True)} <> {_bucket(conn, "f.timestamp")}
-        ),
-        liked AS (
-            -- (exposure, post) pairs liked within the window, once however often liked
-            SELECT DISTINCT {exposure} AS exposure, e.user_id, e.arm, e.request_time,
-                l.post_id, {_times_shown(conn)} AS liked_shown
-            FROM exposures e
-            JOIN likes l ON l.user_id = e.user_id
-                AND l.bucket = {_bucket(conn, "e.request_time")}
-                AND l.timestamp >= e.request_time
-                AND l.timestamp <= {_window_end(conn, "e.request_time")}
-            WHERE e.experiment = :experiment AND NOT e.forced
-        ),
-        per_request AS (
-            SELECT user_id, arm, request_time, SUM(liked_shown) AS liked_shown
-            FROM liked WHERE liked_shown > 0
-            GROUP BY exposure, user_id, arm, request_time
-        )
-        SELECT user_id, arm, {_day(conn, "request_time")} AS day, COUNT(*) AS hits,
-            SUM(liked_shown) AS liked_shown
-        FROM per_request
-        GROUP BY user_id, arm, {_day(conn, "request_time")}
-        """),
-        params,
-    )
-
-
-def _create_users(conn: Connection, last_end: Any) -> None:
-    """Per user: the sums over days, whether the user saw more than one arm (``arms`` 1:
-    one arm, 2: more, a crossover user), then the user's likes before the first exposure
-    and from it to :last_end."""
-    conn.execute(
-        text(f"""
-        CREATE TEMPORARY TABLE {PER_USER} AS
-        SELECT d.user_id, MIN(d.arm) AS arm,
-            CASE WHEN MIN(d.arm) = MAX(d.arm) THEN 1 ELSE 2 END AS arms,
-            SUM(d.exposures) AS exposures, SUM(COALESCE(h.hits, 0)) AS hits,
-            SUM(d.shown) AS shown, SUM(COALESCE(h.liked_shown, 0)) AS liked_shown,
-            MIN(d.first_seen) AS first_seen, MAX(d.last_seen) AS last_seen
-        FROM {USER_DAYS} d
-        LEFT JOIN {HITS} h ON h.user_id = d.user_id AND h.arm = d.arm AND h.day = d.day
-        GROUP BY d.user_id
-        """)
-    )
-    _analyze(conn, PER_USER)
-    conn.execute(
-        text(f"""
-        CREATE TEMPORARY TABLE {USERS} AS
-        WITH user_likes AS (
-            SELECT u.user_id,
-                SUM(CASE WHEN f.timestamp < u.first_seen THEN 1 ELSE 0 END) AS pre_likes,
-                SUM(CASE WHEN f.timestamp >= u.first_seen AND f.timestamp <= :last_end
-                    THEN 1 ELSE 0 END) AS likes
-            FROM {PER_USER} u
-            JOIN feed_data f ON f.user_id = u.user_id AND f.action = 'like'
-            GROUP BY u.user_id
-        )
-        SELECT u.user_id, u.arm, u.arms, u.exposures, u.hits, u.shown, u.liked_shown,
-            COALESCE(l.likes, 0) AS likes,
-            CASE WHEN COALESCE(l.likes, 0) > 0 THEN 1 ELSE 0 END AS liked,
-            COALESCE(l.pre_likes, 0) AS pre_likes, u.first_seen, u.last_seen
-        FROM {PER_USER} u LEFT JOIN user_likes l ON l.user_id = u.user_id
-        """),
-        {"last_end": last_end},
-    )
-
-
-def _create_temp_tables(conn: Connection, params: dict[str, Any]) -> None:
-    postgres = is_postgres(conn)
-    if postgres:
-        # The planner cannot estimate these joins and, left alone, sorts both tables for a
-        # merge join or loops over an index per exposure; hash joins over sequential scans
-        # are what scales. It also JIT-compiles them for most of a second at any size.
-        # Its guess of the (user, day) groups is ten times too many, which makes passing
-        # partial aggregates between parallel workers look dearer than it is.
-        for setting in (
-            "jit = off",
-            "enable_mergejoin = off",
-            "enable_nestloop = off",
-            "parallel_tuple_cost = 0.01",
-        ):
-            conn.execute(text(f"SET LOCAL {setting}"))
-        conn.execute(text("SET LOCAL work_mem = '64MB'"))
-    for table in TEMP_TABLES:
-        conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
-    _create_user_days(conn, params)
-    first_seen, last_end = conn.execute(
-        text(f"SELECT MIN(first_seen), {_window_end(conn, 'MAX(last_seen)')} FROM {USER_DAYS}"),
-        params,
-    ).one()
-    # bound back as read, so that SQLite compares its text timestamps like with like
-    params = {
-        **params,
-        "first_seen": first_seen,
-        "last_end": last_end,
-        "bucket_s": BUCKET_WINDOWS * max(int(params["window"]), 1),
-    }
-    _create_hits(conn, params)
-    _analyze(conn, USER_DAYS, HITS)
-    _create_users(conn, last_end)
-    _analyze(conn, USERS)
-
-
-def _analyze(conn: Connection, *tables: str) -> None:
-    """Statistics of temporary tables for PostgreSQL's estimates (it has none until then)."""
-    if is_postgres(conn):
-        for table in tables:
-            conn.execute(text(f"ANALYZE {table}"))
-
-
-def _moments_sql() -> str:
-    parts = []
-    for term in moment_terms():
-        if not term:
-            parts.append("COUNT(*) AS n")
-        elif len(term) == 1:
-            parts.append(f"SUM(CAST({term[0]} AS BIGINT)) AS {moment_name(term)}")
-        else:
-            a, b = term
-            parts.append(f"SUM(CAST({a} AS BIGINT) * {b}) AS {moment_name(term)}")
-    return ", ".join(parts)
+_USER_COLUMNS = ["exposures", "hits", "shown", "liked_shown", "likes", "pre_likes"]
+_FRAME_COLUMNS = ["user_id", "arm", "crossover", *_USER_COLUMNS, "first_seen", "last_seen"]
+"""Per user: the arm (the smallest when several), whether several, the per-user columns
+of ``analysis.data`` but ``liked``, first and last exposure (epoch microseconds)."""
 
 
 def read_experiment(
@@ -270,90 +62,244 @@ def read_experiment(
     window: int = 3600,
     k: int = 5,
     user_rows: bool = True,
+    sessions: int | None = None,
 ) -> ExperimentData:
     """The experiment's per-arm sufficient statistics, daily statistics and health facts,
     aggregated in SQL; per-user rows too when ``user_rows`` (for the bootstrap, Mann-Whitney
-    and the likes histogram; a few integers per user, never the raw logs)."""
+    and the likes histogram; a few integers per user, never the raw logs).
+
+    ``sessions``: PostgreSQL sessions reading ranges of days at once. By default one more
+    than the server's ``max_parallel_workers_per_gather`` (at most ``MAX_SESSIONS``) for an
+    engine and a large experiment, else one; on a connection they take turns.
+    """
     if window < 0 or k < 1:
         raise ValueError(f"window must be >= 0 and k >= 1, got window={window}, k={k}")
+    if sessions is not None and sessions < 1:
+        raise ValueError(f"sessions must be at least 1, got {sessions}")
     params = {"experiment": experiment, "window": window, "k": k}
     with connect(bind) as conn:
         source = f"database {conn.engine.url.render_as_string(hide_password=True)}"
-        _create_temp_tables(conn, params)
-        try:
-            return _read(conn, experiment, source, user_rows)
-        finally:
-            for table in TEMP_TABLES:
-                conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        if is_postgres(conn):
+            users, daily = _read_postgres(bind, conn, params, sessions)
+        else:
+            users, daily = _read_sqlite(conn, params)
+    return _experiment_data(users, daily, source, experiment, user_rows)
 
 
-def _read(conn: Connection, experiment: str, source: str, user_rows: bool) -> ExperimentData:
-    moments = conn.execute(
-        text(f"SELECT arm, {_moments_sql()} FROM {USERS} WHERE arms = 1 GROUP BY arm")
-    ).mappings()
-    sums = {row["arm"]: {k: float(v or 0) for k, v in row.items() if k != "arm"} for row in moments}
-    arms = order_arms(list(sums))
-    crossover = [
-        int(u)
-        for (u,) in conn.execute(text(f"SELECT user_id FROM {USERS} WHERE arms > 1 ORDER BY 1"))
-    ]
-    seen, likes, first, last = conn.execute(
-        text(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN arms = 1 THEN likes + pre_likes END), 0), "
-            "MIN(CASE WHEN arms = 1 THEN first_seen END), "
-            f"MAX(CASE WHEN arms = 1 THEN last_seen END) FROM {USERS}"
-        )
+def _read_postgres(
+    bind: Bind, conn: Connection, params: dict[str, Any], sessions: int | None
+) -> tuple[pd.DataFrame, list[Any]]:
+    if isinstance(bind, Engine):  # the snapshot other sessions import is this transaction's
+        conn.execution_options(isolation_level="REPEATABLE READ")
+    first, last, exposures = conn.execute(
+        text(f"SELECT MIN(e.request_time), MAX(e.request_time), COUNT(*) FROM {_EXPOSURES}"),
+        params,
     ).one()
-    daily_rows = conn.execute(
-        text(f"""
-        WITH d AS (
-            SELECT d.arm, d.day, d.exposures, COALESCE(h.hits, 0) AS hits
-            FROM {USER_DAYS} d
-            LEFT JOIN {HITS} h ON h.user_id = d.user_id AND h.arm = d.arm AND h.day = d.day
-            WHERE d.user_id NOT IN (SELECT user_id FROM {USERS} WHERE arms > 1)
-        )
-        SELECT arm, day, COUNT(*) AS n,
-            SUM(CAST(hits AS BIGINT)), SUM(CAST(hits AS BIGINT) * hits),
-            SUM(CAST(exposures AS BIGINT)), SUM(CAST(exposures AS BIGINT) * exposures),
-            SUM(CAST(hits AS BIGINT) * exposures)
-        FROM d
-        GROUP BY arm, day ORDER BY day, arm
-        """)
-    ).all()
-    daily = tuple(
-        DailyStats(
-            day=str(day)[:10],
-            arm=arm,
-            stat=SampleRatio(int(n), *(float(v or 0) for v in rest)),
-        )
-        for arm, day, n, *rest in daily_rows
+    if first is None:
+        empty = pd.DataFrame({c: pd.Series(dtype=np.int64) for c in _FRAME_COLUMNS})
+        return empty.astype({"arm": str, "crossover": bool}), []
+    if sessions is None:
+        large = isinstance(bind, Engine) and exposures >= SHARED_FROM_EXPOSURES
+        sessions = _default_sessions(conn) if large else 1
+    ranges = _day_ranges(first, last, timedelta(seconds=params["window"]), sessions)
+    opened: list[tuple[Connection, pd.DataFrame]] = []
+    with ExitStack() as stack:
+        if isinstance(bind, Engine) and len(ranges) > 1:
+            opened, likes = _read_at_once(bind, conn, params, ranges, stack)
+        else:
+            for days in ranges:
+                stack.callback(conn.execute, text(f"DROP TABLE IF EXISTS {days.table}"))
+                opened.append((conn, _user_sums(conn, params, days)))
+            likes = _likes(conn, params, ranges)
+        frame = _user_frame([users for _, users in opened], likes)
+        # the days' sums leave out users seen in several arms, in whichever range
+        crossover = frame["user_id"][frame["crossover"]].tolist()
+        daily = [
+            row
+            for (session, _), days in zip(opened, ranges, strict=True)
+            for row in daily_sums(session, days, crossover)
+        ]
+    return frame, daily
+
+
+def _default_sessions(conn: Connection) -> int:
+    workers = int(conn.execute(text("SHOW max_parallel_workers_per_gather")).scalar_one())
+    return max(1, min(MAX_SESSIONS, workers + 1))
+
+
+def _day_ranges(first: datetime, last: datetime, window: timedelta, sessions: int) -> list[Days]:
+    """The days from the first exposure's to the last's in at most ``sessions`` ranges of
+    whole days, as even as days allow."""
+    start = datetime(first.year, first.month, first.day)
+    days = (last.date() - first.date()).days + 1
+    count = min(sessions, days)
+    bounds = [start + timedelta(days=round(i * days / count)) for i in range(count)]
+    stops: list[datetime | None] = [*bounds[1:], None]
+    return [
+        Days(i, bound, stop, last + window)
+        for i, (bound, stop) in enumerate(zip(bounds, stops, strict=True))
+    ]
+
+
+def _read_at_once(
+    engine: Engine,
+    conn: Connection,
+    params: dict[str, Any],
+    ranges: list[Days],
+    stack: ExitStack,
+) -> tuple[list[tuple[Connection, pd.DataFrame]], pd.DataFrame]:
+    """Each range's session and per-user sums, read by sessions at once in this one's
+    snapshot, and the likes, which this one counts meanwhile."""
+    snapshot = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+    with ThreadPoolExecutor(len(ranges), thread_name_prefix="feedlab-report") as pool:
+        futures = [pool.submit(_open_session, engine, snapshot) for _ in ranges]
+        sessions, errors = [], []
+        for future in futures:
+            try:
+                sessions.append(future.result())
+            except Exception as error:  # the others are still closed
+                errors.append(error)
+            else:  # rolling back drops the session's temporary table
+                stack.callback(sessions[-1].close)
+        if errors:
+            raise errors[0]
+        reads = [
+            pool.submit(_user_sums, session, params, days)
+            for session, days in zip(sessions, ranges, strict=True)
+        ]
+        likes = _likes(conn, params, ranges)
+        return list(zip(sessions, [read.result() for read in reads], strict=True)), likes
+
+
+def _open_session(engine: Engine, snapshot: str) -> Connection:
+    conn = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    conn.execute(text("SET TRANSACTION SNAPSHOT :snapshot"), {"snapshot": snapshot})
+    return conn
+
+
+def _user_sums(conn: Connection, params: dict[str, Any], days: Days) -> pd.DataFrame:
+    """The range's table of (user, arm, day) rows and its per-user sums."""
+    create_user_days(conn, params, days)
+    users = _copy_rows(conn, user_sums(days), USER_SUM_COLUMNS)
+    return users.assign(range=days.index)
+
+
+def _likes(conn: Connection, params: dict[str, Any], ranges: list[Days]) -> pd.DataFrame:
+    """Per user with likes, those before the first range (column ``before``) and those in
+    each range (columns ``0``, ``1``, ...; the last up to its end)."""
+    in_range = [
+        f"COUNT(*) FILTER (WHERE f.timestamp >= CAST(:start_{d.index} AS TIMESTAMP)"
+        + ("" if d.stop is None else f" AND f.timestamp < CAST(:stop_{d.index} AS TIMESTAMP)")
+        + ")"
+        for d in ranges
+    ]
+    query = f"""
+        SELECT f.user_id, COUNT(*) FILTER (WHERE f.timestamp < CAST(:start_0 AS TIMESTAMP)),
+            {", ".join(in_range)}
+        FROM feed_data f
+        WHERE f.action = 'like' AND f.timestamp <= CAST(:end AS TIMESTAMP)
+        GROUP BY f.user_id"""
+    values: dict[str, Any] = {"end": ranges[0].end}
+    for d in ranges:
+        values |= {f"start_{d.index}": d.start, f"stop_{d.index}": d.stop}
+    # bound by the driver, as COPY takes no parameters
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        sql = cursor.mogrify(text(query).compile(conn).string, values).decode()
+    finally:
+        cursor.close()
+    names = ["user_id", "before", *(str(d.index) for d in ranges)]
+    return _copy_rows(conn, sql, names).set_index("user_id")
+
+
+def _user_frame(parts: list[pd.DataFrame], likes: pd.DataFrame) -> pd.DataFrame:
+    """``_FRAME_COLUMNS`` from the ranges' per-user sums and the per-user likes."""
+    rows = pd.concat(parts).sort_values(["user_id", "range"])
+    by_user = rows.groupby("user_id", sort=True)
+    frame = by_user.agg(
+        arm=("arm_min", "min"),
+        arm_max=("arm_max", "max"),
+        exposures=("exposures", "sum"),
+        hits=("hits", "sum"),
+        shown=("shown", "sum"),
+        liked_shown=("liked_shown", "sum"),
+        first_seen=("first_seen", "min"),
+        last_seen=("last_seen", "max"),
     )
-    table = _user_table(conn, arms) if user_rows else None
+    firsts = by_user.first()  # the first range with an exposure: its likes before it
+    counts = likes.reindex(frame.index, fill_value=0).to_numpy(np.int64)
+    in_ranges = counts[:, 1:]
+    before_range = np.cumsum(in_ranges, axis=1) - in_ranges
+    first_range = firsts["range"].to_numpy(np.int64)
+    pre_likes = (
+        counts[:, 0]
+        + before_range[np.arange(len(frame)), first_range]
+        + firsts["likes_before"].to_numpy(np.int64)
+    )
+    frame["pre_likes"] = pre_likes
+    frame["likes"] = counts.sum(axis=1) - pre_likes
+    frame["crossover"] = frame["arm"] != frame.pop("arm_max")
+    return frame.reset_index()[_FRAME_COLUMNS]
+
+
+def _read_sqlite(conn: Connection, params: dict[str, Any]) -> tuple[pd.DataFrame, list[Any]]:
+    for table in SQLITE_TABLES:
+        conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    try:
+        create_sqlite(conn, params)
+        rows = conn.execute(
+            text(f"""
+            SELECT user_id, arm, arms > 1, exposures, hits, shown, liked_shown, likes,
+                pre_likes, first_seen, last_seen
+            FROM {USERS}
+            """)
+        ).all()
+        daily = sqlite_daily_sums(conn)
+    finally:
+        for table in SQLITE_TABLES:
+            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    frame = pd.DataFrame.from_records(rows, columns=_FRAME_COLUMNS)
+    for column in ("first_seen", "last_seen"):
+        frame[column] = [_micros(value) for value in frame[column]]
+    return frame.astype({"crossover": bool}), daily
+
+
+def _experiment_data(
+    frame: pd.DataFrame, daily: list[Any], source: str, experiment: str, user_rows: bool
+) -> ExperimentData:
+    analysed = frame[~frame["crossover"].astype(bool)].sort_values("user_id", kind="stable")
+    arms = order_arms([str(a) for a in analysed["arm"].unique()])
+    users = _user_table(analysed, arms)
+    moments = users.moments()
     return ExperimentData(
         source=source,
         experiment=experiment,
         arms=arms,
-        arm_stats={arm: ArmStats.from_moments(arm, sums[arm]) for arm in arms},
-        daily=daily,
-        crossover_users=tuple(crossover),
-        users_seen=int(seen),
-        exposures=int(sum(s["sum_exposures"] for s in sums.values())),
-        likes=int(likes),
-        time_range=None if first is None else (_epoch(first), _epoch(last)),
-        users=table,
+        arm_stats={arm: ArmStats.from_moments(arm, moments[arm]) for arm in arms},
+        daily=tuple(
+            DailyStats(day=str(day)[:10], arm=arm, stat=SampleRatio(int(n), *_floats(sums)))
+            for day, arm, n, *sums in sorted(daily, key=lambda row: (str(row[0])[:10], row[1]))
+        ),
+        crossover_users=tuple(sorted(int(u) for u in frame["user_id"][frame["crossover"]])),
+        users_seen=len(frame),
+        exposures=int(users.exposures.sum()),
+        likes=int((users.likes + users.pre_likes).sum()),
+        time_range=(
+            (int(analysed["first_seen"].min()) // 10**6, int(analysed["last_seen"].max()) // 10**6)
+            if len(analysed)
+            else None
+        ),
+        users=users if user_rows else None,
     )
 
 
-def _user_table(conn: Connection, arms: tuple[str, ...]) -> UserTable:
-    columns = [c for c in COLUMNS if c != "liked"]
-    names = ["user_id", "arm", *columns]
-    query = f"SELECT {', '.join(names)} FROM {USERS} WHERE arms = 1 ORDER BY 1"
-    if is_postgres(conn):
-        frame = _copy_rows(conn, query, names)
-    else:
-        frame = pd.DataFrame.from_records(conn.execute(text(query)).all(), columns=names)
+def _floats(values: list[Any]) -> list[float]:
+    return [float(v or 0) for v in values]
+
+
+def _user_table(frame: pd.DataFrame, arms: tuple[str, ...]) -> UserTable:
     codes = pd.Categorical(frame["arm"].astype(str), categories=list(arms)).codes
-    values = {c: frame[c].to_numpy(np.int64) for c in ["user_id", *columns]}
+    values = {c: frame[c].to_numpy(np.int64) for c in ["user_id", *_USER_COLUMNS]}
     return UserTable(arms=arms, arm=codes.astype(np.int64), **values)
 
 
@@ -366,13 +312,14 @@ def _copy_rows(conn: Connection, query: str, names: list[str]) -> pd.DataFrame:
     finally:
         cursor.close()
     buffer.seek(0)
-    return pd.read_csv(buffer, names=names, dtype={"arm": str}, keep_default_na=False)
+    text_columns = {"arm_min": str, "arm_max": str}
+    return pd.read_csv(buffer, names=names, dtype=text_columns, keep_default_na=False)
 
 
-def _epoch(value: datetime | str) -> int:
+def _micros(value: datetime | str) -> int:
     if isinstance(value, str):  # SQLite returns text from aggregates over temp tables
         value = datetime.fromisoformat(value)
-    return int(value.replace(tzinfo=UTC).timestamp())
+    return (value - _EPOCH) // timedelta(microseconds=1)
 
 
 def read_feed_history(*, bind: Bind, since: datetime | None = None) -> UserTable:

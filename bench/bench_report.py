@@ -388,10 +388,14 @@ def run_at_scale(n_exposures: int = SCALE_EXPOSURES, users: int = SCALE_USERS) -
             "empty, since the report reads exposures.post_ids.",
             f"Load average {load_before:.1f} before the report and {load_after:.1f} after it, "
             f"on {os.cpu_count()} cores shared with other work: the report's time depends on it.",
-            "Before the database input joined likes on (user, time bucket) and read "
-            "exposures.post_ids, it joined exposure_posts on request_id and likes on the user "
-            "alone: on 2,000,000 exposures of 16,320 users (the same shape) it took 77 s "
-            "against 15 s now; at this size it was not run (over ten minutes, extrapolated).",
+            "The report reads each exposure once: it meets its user's likes as arrays sorted "
+            "by time (binary search for the likes within the window), aggregated per (user, "
+            "arm, day); the days are cut into ranges read at once by sessions (one more than "
+            "the server's max_parallel_workers_per_gather) in one exported snapshot, through "
+            "the BRIN index on exposures.request_time. Before, it paired exposures with the "
+            "likes of their (user, 4-hour bucket) in a second pass and joined every like with "
+            "its user in a third: 155 s and 539 MB at this size (load 6); on 2,000,000 "
+            "exposures of 16,320 users 9.8-10.7 s against 7.5-7.8 s now (load 3.5).",
         ],
         data={
             "exposures": n_exposures,

@@ -1,18 +1,21 @@
 """The database input: the same logs stored as exposures and feed_data likes give exactly
 the statistics of the file input, on SQLite and on PostgreSQL."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from analysis.database import read_experiment, read_feed_history
 from analysis.logs import reduce_logs
 from analysis.report import AnalysisConfig, analyse
 from analysis.synthetic_logs import synthetic_logs
+from feeddata.db import create_schema, make_engine
 from feeddata.exposures import Exposure, write_exposures
 from feeddata.schema import feed_data
+from tests.conftest import throwaway_database
 
 # far from any id another test might have committed to the shared test database
 USER_OFFSET = 900_000_000
@@ -96,6 +99,56 @@ def test_database_input_equals_the_file_input(db: Connection, logs):
         assert getattr(from_db.users, name).tolist() == getattr(from_files.users, name).tolist()
 
 
+def _same_data(a, b) -> None:
+    assert (a.arms, a.arm_stats, a.daily, a.crossover_users) == (
+        b.arms,
+        b.arm_stats,
+        b.daily,
+        b.crossover_users,
+    )
+    assert (a.users_seen, a.exposures, a.likes, a.time_range) == (
+        b.users_seen,
+        b.exposures,
+        b.likes,
+        b.time_range,
+    )
+    for name in ("user_id", "arm", "exposures", "hits", "shown", "liked_shown", "likes"):
+        assert getattr(a.users, name).tolist() == getattr(b.users, name).tolist(), name
+    assert a.users.pre_likes.tolist() == b.users.pre_likes.tolist()
+
+
+def test_sessions_sharing_the_users_give_the_same_data(db: Connection, logs):
+    views, likes = logs
+    views = pd.concat([views, views.assign(user_id=-views["user_id"])])  # negative ids too
+    likes = pd.concat([likes, likes.assign(user_id=-likes["user_id"])])
+    store(db, views, likes)
+    one = read_experiment(bind=db, experiment=EXPERIMENT, sessions=1)
+    assert one.users is not None
+    assert (one.users.user_id < 0).sum() == (one.users.user_id > 0).sum()
+    # on a connection, the partitions take turns in it
+    _same_data(read_experiment(bind=db, experiment=EXPERIMENT, sessions=3), one)
+
+
+@pytest.fixture(scope="module")
+def committed_engine(postgres_engine: Engine) -> Iterator[Engine]:
+    """A throwaway PostgreSQL database whose data other sessions can see."""
+    for url in throwaway_database("feedlab_analysis_test"):
+        engine = make_engine(url)
+        create_schema(engine)
+        yield engine
+        engine.dispose()
+
+
+def test_concurrent_sessions_read_one_snapshot(committed_engine: Engine, logs):
+    views, likes = logs
+    with committed_engine.begin() as conn:
+        store(conn, views, likes)
+    data = read_experiment(bind=committed_engine, experiment=EXPERIMENT, sessions=3)
+    _same_data(data, reduce_logs(views, likes))
+    with pytest.raises(ValueError, match="sessions"):
+        read_experiment(bind=committed_engine, experiment=EXPERIMENT, sessions=0)
+
+
 def test_window_and_k_reach_the_sql(db: Connection, logs):
     views, likes = logs
     store(db, views, likes)
@@ -155,9 +208,10 @@ def test_feed_history_users(db: Connection):
 
 
 def test_likes_meet_exposures_across_time_buckets(db: Connection):
-    """Likes are matched with exposures on (user, time bucket): a like just past a
-    bucket's edge, one exactly a window late, one a second too late or too early, a post
-    beyond the first k, a post liked twice, two exposures in one second."""
+    """Likes meet exposures at the edges: a like just past a time bucket's edge (SQLite)
+    or past midnight (where PostgreSQL sessions split the days), one exactly a window late,
+    one a second too late or too early, a post beyond the first k, a post liked twice, two
+    exposures in one second, a like days before the user's first exposure."""
     start, hour = 1_640_822_400, 3600  # 2021-12-30 00:00 UTC; buckets are 4 windows wide
     views = pd.DataFrame(
         [
@@ -182,14 +236,18 @@ def test_likes_meet_exposures_across_time_buckets(db: Connection):
             (4, 41, start + 30 * hour + 5),  # shown by both exposures: two hits
             (5, 54, start + 48 * hour + 600),  # the next day
             (6, 60, start + 50 * hour),
+            (6, 61, start + 2 * hour),  # two days before the user's first exposure
         ],
         columns=["user_id", "post_id", "timestamp"],
     )
     views["user_id"] += USER_OFFSET
     likes["user_id"] += USER_OFFSET
     store(db, views, likes)
-    for window, k in ((3600, 5), (3600, 1), (1200, 5), (0, 5)):
-        from_db = read_experiment(bind=db, experiment=EXPERIMENT, window=window, k=k)
+    for window, k, sessions in ((3600, 5, 1), (3600, 1, 1), (1200, 5, 1), (0, 5, 1), (3600, 5, 3)):
+        # three sessions read a day each: a like after midnight meets the day before
+        from_db = read_experiment(
+            bind=db, experiment=EXPERIMENT, window=window, k=k, sessions=sessions
+        )
         from_files = reduce_logs(views, likes, window=window, k=k)
         assert from_db.arm_stats == from_files.arm_stats, (window, k)
         assert from_db.daily == from_files.daily, (window, k)
@@ -204,4 +262,4 @@ def test_likes_meet_exposures_across_time_buckets(db: Connection):
     assert users.hits.tolist() == [1, 1, 0, 2, 1, 0]
     assert users.liked_shown.tolist() == [1, 1, 0, 2, 1, 0]
     assert users.shown.tolist() == [5, 2, 3, 4, 5, 0]
-    assert users.pre_likes.tolist() == [0, 0, 1, 0, 0, 0]
+    assert users.pre_likes.tolist() == [0, 0, 1, 0, 0, 1]
