@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from experiment.bundles import BundleError, load_bundle
 from experiment.config import ExperimentsFile
 from experiment.exposure_log import ExposureLog
 from experiment.routing import Route, Router, ServedModel
@@ -112,6 +113,7 @@ class ServiceState:
         history = LikeHistory(catalogue.post_ids, likes)
         default = load_or_fit_popularity(artifacts / POPULARITY_BUNDLE, likes, catalogue, user_ids)
         router = Router.load(experiments or ExperimentsFile(), artifacts, default)
+        check_bundles_fit(router.served(), user_ids, history)
         log.info(
             "loaded %d posts, %d users, %d likes; default recommender %s; %d experiment(s)",
             len(catalogue),
@@ -153,6 +155,29 @@ class ServiceState:
         self.history.add_like(user_id, post_id, math.floor(time.replace(tzinfo=UTC).timestamp()))
 
 
+def check_bundles_fit(
+    served: list[ServedModel], user_ids: np.ndarray, history: LikeHistory
+) -> None:
+    """Rank once with every served model, so a bundle trained on another catalogue stops
+    the start instead of failing every request of its arm later."""
+    if not len(user_ids):
+        return
+    now = math.floor(datetime.now(UTC).timestamp())
+    for model in served:
+        try:
+            model.recommender.recommend(int(user_ids[0]), now, 1, history)
+        except ValueError as error:
+            where = (
+                f"experiment {model.experiment!r}, arm {model.arm!r}"
+                if model.experiment
+                else "the default recommender"
+            )
+            raise BundleError(
+                f"{where}: the {model.recommender.name!r} bundle {model.recommender.version} "
+                f"does not fit this database: {error}"
+            ) from None
+
+
 def _exposure(
     request_id: str, route: Route, user_id: int, at: datetime, post_ids: np.ndarray
 ) -> Exposure:
@@ -175,9 +200,11 @@ def _exposure(
 def load_or_fit_popularity(
     directory: Path, likes: Interactions, catalogue: Catalogue, user_ids: np.ndarray
 ) -> Recommender:
-    """The popularity bundle in ``directory``; fitted on ``likes`` when there is none."""
+    """The popularity bundle in ``directory``; fitted on ``likes`` when there is none.
+    A bundle that is there but cannot be loaded is a
+    :class:`~experiment.bundles.BundleError`, not a refit."""
     if (directory / META_FILE).is_file():
-        return PopularityRecommender.load(directory)
+        return load_bundle(PopularityRecommender, directory)
     log.info("no popularity bundle at %s; fitting one in memory", directory)
     return fit_popularity(likes, catalogue, user_ids)
 

@@ -6,7 +6,9 @@ from collections.abc import Callable
 from bench import (
     bench_generate,
     bench_import,
+    bench_load,
     bench_logging,
+    bench_neural,
     bench_quality,
     bench_report,
     bench_scoring,
@@ -21,27 +23,36 @@ INDEPENDENT: dict[str, Callable[[], None]] = {
     "quality": bench_quality.run,
     "scoring": bench_scoring.run,
     "logging": bench_logging.run,
+    "neural": bench_neural.run,
     "report": bench_report.run,
 }
-ALL = ["import", "generate", "serve", "quality", "scoring", "logging", "report"]
+ALL = ["import", "generate", "serve", "quality", "scoring", "neural", "logging", "report"]
+# Run only when named: minutes of load on the course database (`python -m bench.bench_load`
+# has the options, faults included).
+OPT_IN = ["load"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated: {','.join(ALL)}")
+    parser.add_argument(
+        "--only", default=",".join(ALL), help=f"comma-separated: {','.join(ALL + OPT_IN)}"
+    )
     chosen = set(parser.parse_args().only.split(","))
-    if unknown := chosen - set(ALL):
+    if unknown := chosen - set(ALL + OPT_IN):
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     course_url = f"{SERVER}/{bench_generate.COURSE_DB}"
-    for name in ALL:
+    for name in ALL + OPT_IN:
         if name not in chosen:
             continue
         if name == "generate":
             course_url = bench_generate.run()
-        elif name == "serve":
+        elif name in ("serve", "load"):
             if not database_exists(bench_generate.COURSE_DB):
-                parser.error("the serve benchmark needs the course database: include 'generate'")
-            bench_serve.run(course_url)
+                parser.error(f"the {name} benchmark needs the course database: include 'generate'")
+            if name == "serve":
+                bench_serve.run(course_url)
+            else:
+                bench_load.run(bench_load.parse(["--url", course_url]))
         else:
             INDEPENDENT[name]()
     print(f"wrote {write_benchmarks_md()}")

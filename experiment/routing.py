@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from experiment.bundles import BundleError, load_bundle
 from experiment.config import Assignment, ExperimentConfigError, ExperimentsFile
 from recommenders.base import META_FILE, Recommender
 from recommenders.registry import make_recommender
@@ -100,6 +101,6 @@ def _load_bundle(name: str, directory: Path, where: str) -> Recommender:
             "arm's `bundle` at an existing folder under it"
         )
     try:
-        return model_class.load(directory)
-    except (OSError, ValueError) as error:
-        raise ExperimentConfigError(f"{where}: cannot load {directory}: {error}") from None
+        return load_bundle(model_class, directory)
+    except BundleError as error:
+        raise ExperimentConfigError(f"{where}: {error}") from None

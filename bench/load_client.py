@@ -1,0 +1,182 @@
+"""Concurrent feed clients for the load benchmark: N asyncio tasks, each sending keep-alive
+`GET /post/recommendations/` requests one after the other (a closed loop: a client asks
+again as soon as it is answered), for random users at random times inside the experiment.
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+
+from experiment.config import ExperimentConfig
+
+LIMIT = 5
+RAMP_S = 1.0
+"""How long the benchmark takes to start its clients, one after the other."""
+
+
+@dataclass(frozen=True)
+class RequestPlan:
+    """Where requests go: random users at random times in ``[start, end)`` (epoch s)."""
+
+    users: np.ndarray
+    start: int
+    end: int
+    experiment: ExperimentConfig
+    limit: int = LIMIT
+    """Posts asked for; a response with fewer counts as an error."""
+    seed: int = 1
+
+    def arm_of(self, user_id: int) -> str:
+        """The arm the user belongs to, so a failed request is counted against it too."""
+        assignment = self.experiment.assign(user_id)
+        return assignment.arm if assignment else "outside"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One request: when it started (perf_counter s), how long it took, its status (0
+    when no response came), the arm and the exposure id it reported, and the error."""
+
+    started: float
+    seconds: float
+    status: int
+    arm: str
+    request_id: str | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Run:
+    """Every request's outcome, and when the last client had started (perf_counter s):
+    the run is measured from then on."""
+
+    outcomes: list[Outcome]
+    measured_from: float
+
+    def measured(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.started >= self.measured_from]
+
+    def answered_ids(self) -> list[str]:
+        return [o.request_id for o in self.outcomes if o.request_id is not None]
+
+
+async def drive(
+    base_url: str,
+    plan: RequestPlan,
+    *,
+    clients: int,
+    seconds: float,
+    ramp: float = 0.0,
+    stop: asyncio.Event | None = None,
+    seed: int = 0,
+) -> Run:
+    """``clients`` concurrent clients, started one after the other over ``ramp`` seconds,
+    then all of them for ``seconds`` (or until ``stop`` is set: each client finishes the
+    request it is waiting for, then quits).
+
+    The ramp spreads the connections over the server's workers: they share one listening
+    socket, and a worker that wakes up to many waiting connections accepts them all."""
+    rng = np.random.default_rng([plan.seed, seed])
+    stop = stop or asyncio.Event()
+    measured_from = time.perf_counter() + ramp
+    deadline = measured_from + seconds
+    outcomes: list[Outcome] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
+
+        async def client(delay: float) -> None:
+            await asyncio.sleep(delay)
+            while not stop.is_set() and time.perf_counter() < deadline:
+                user = int(plan.users[rng.integers(len(plan.users))])
+                at = int(rng.integers(plan.start, plan.end))
+                outcomes.append(await _request(http, user, at, plan))
+
+        await asyncio.gather(*(client(ramp * i / clients) for i in range(clients)))
+    return Run(outcomes, measured_from)
+
+
+async def _request(http: httpx.AsyncClient, user: int, at: int, plan: RequestPlan) -> Outcome:
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
+    params: dict[str, str | int] = {"id": user, "time": iso, "limit": plan.limit}
+    started = time.perf_counter()
+    try:
+        response = await http.get("/post/recommendations/", params=params)
+    except httpx.HTTPError as error:
+        elapsed = time.perf_counter() - started
+        return Outcome(started, elapsed, 0, plan.arm_of(user), None, type(error).__name__)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        status = response.status_code
+        return Outcome(started, elapsed, status, plan.arm_of(user), None, f"HTTP {status}")
+    body = response.json()
+    if len(body["recommendations"]) != plan.limit:
+        short = f"{len(body['recommendations'])} posts"
+        return Outcome(started, elapsed, 200, body["exp_group"], None, short)
+    request_id = response.headers["X-Request-Id"]
+    return Outcome(started, elapsed, 200, body["exp_group"], request_id)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Requests, answers per second, latency percentiles of the answered (ms), errors."""
+
+    label: str
+    requests: int
+    per_second: float
+    p50: float
+    p95: float
+    p99: float
+    errors: int
+
+    def row(self) -> list[object]:
+        return [
+            self.label,
+            self.requests,
+            self.per_second,
+            self.p50,
+            self.p95,
+            self.p99,
+            self.errors,
+        ]
+
+
+SUMMARY_COLUMNS = ["arm", "requests", "answered/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
+
+
+def span(outcomes: list[Outcome]) -> float:
+    """Seconds from the first request's start to the last one's answer."""
+    return max(o.started + o.seconds for o in outcomes) - min(o.started for o in outcomes)
+
+
+def summarize(label: str, outcomes: list[Outcome], seconds: float) -> Summary:
+    """``outcomes`` of a run that lasted ``seconds``."""
+    ms = np.asarray([o.seconds * 1000 for o in outcomes if o.ok])
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99]) if len(ms) else (np.nan,) * 3
+    errors = sum(not o.ok for o in outcomes)
+    answered = len(outcomes) - errors
+    return Summary(
+        label, len(outcomes), answered / seconds, float(p50), float(p95), float(p99), errors
+    )
+
+
+def by_arm(outcomes: list[Outcome]) -> list[Summary]:
+    """One summary per arm, then all requests together."""
+    seconds = span(outcomes)
+    arms = sorted({o.arm for o in outcomes})
+    summaries = [summarize(arm, [o for o in outcomes if o.arm == arm], seconds) for arm in arms]
+    return [*summaries, summarize("all", outcomes, seconds)]
+
+
+def error_kinds(outcomes: list[Outcome]) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for outcome in outcomes:
+        if outcome.error is not None:
+            kinds[outcome.error] = kinds.get(outcome.error, 0) + 1
+    return kinds
