@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -151,6 +152,8 @@ class LoadRuns:
     memory: dict[int, list[tuple[float, float]]]
     """Per worker: (RSS, anonymous RSS) in MB, one sample a second."""
     knee: dict[int, Run]
+    client_cpu: float
+    """CPU seconds the clients (this process) used during the main run."""
 
     def answered_ids(self) -> list[str]:
         runs = [self.warmup, self.main, *self.knee.values()]
@@ -179,9 +182,11 @@ async def _load(options: Options, plan: RequestPlan, service: Service) -> LoadRu
     done = asyncio.Event()
     sampler = asyncio.create_task(_sample_memory(service, memory, done))
     print(f"load: {options.clients} clients for {options.seconds:.0f} s")
+    cpu = time.process_time()
     main = await drive(
         url, plan, clients=options.clients, seconds=options.seconds, ramp=RAMP_S, seed=2
     )
+    client_cpu = time.process_time() - cpu
     done.set()
     await sampler
     knee = {}
@@ -190,7 +195,7 @@ async def _load(options: Options, plan: RequestPlan, service: Service) -> LoadRu
         knee[clients] = await drive(
             url, plan, clients=clients, seconds=options.knee_seconds, ramp=RAMP_S, seed=clients
         )
-    return LoadRuns(warmup, main, memory, knee)
+    return LoadRuns(warmup, main, memory, knee, client_cpu)
 
 
 async def _sample_memory(
@@ -233,6 +238,9 @@ def _save_load(
             "2 cores as the server.",
             "Closed loop: each client waits for its answer before asking again, so the mean "
             "latency is the number of clients over the throughput (Little's law).",
+            f"The clients themselves used {runs.client_cpu:.0f} CPU-seconds of the 2 cores "
+            f"({runs.client_cpu / span(runs.main.outcomes):.0%} of one core, "
+            f"{1000 * runs.client_cpu / len(runs.main.outcomes):.1f} ms per request).",
             f"Targets (issue 7): no errors, at least 300 requests/s, p99 under 50 ms; "
             f"measured {everything.errors} errors, {everything.per_second:.0f} answered/s, "
             f"p99 {everything.p99:.1f} ms." + (f" Errors: {errors}." if errors else ""),
