@@ -4,6 +4,7 @@ Run with ``feedlab serve``, or ``uvicorn api.main:create_app --factory`` (settin
 ``FEEDLAB_*`` environment variables); each worker process loads its own state.
 """
 
+import ctypes
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, writer: WriterConfig | None = N
     settings = settings or get_settings()
     settings.check_serving()
     one_blas_thread()
+    _limit_malloc_arenas()
     writer = writer or settings.writer_config()
     _configure_logging(settings.log_level, settings.log_format)
     service_metrics = ServiceMetrics()
@@ -232,3 +234,22 @@ def _configure_logging(level: str, log_format: str) -> None:
         handler.addFilter(RequestIdFilter())
         logger.addHandler(handler)
     handler.setFormatter(log_formatter(log_format))
+
+
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def _limit_malloc_arenas() -> bool:
+    """At most ``MALLOC_ARENAS`` glibc malloc arenas in this worker (as MALLOC_ARENA_MAX=2).
+
+    glibc gives each thread of the request threadpool its own arena and keeps its freed
+    memory: under 64 clients at course scale a worker's heap grew from 622 to 926 MB over
+    150 s, and stayed at 540-566 MB with two arenas at the same throughput. No-op (False)
+    where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS))
+    except (OSError, AttributeError):
+        return False
