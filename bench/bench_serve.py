@@ -38,9 +38,14 @@ TRAIN_PARAMS: dict[str, dict[str, object]] = {
     "neural": {"negatives": 1000, "max_examples": 600_000, "max_epochs": 1, "max_validation": 5000}
 }
 EXPERIMENT_START = "2021-11-15T00:00:00Z"
-EXPERIMENT = f"""
+
+
+def experiment_toml(name: str) -> str:
+    """An experiment file: ``name``, CatBoost control and neural test 50/50 from
+    ``EXPERIMENT_START``."""
+    return f"""
 [[experiments]]
-name = "bench"
+name = "{name}"
 salt = "feed-ab-2026"
 start = {EXPERIMENT_START}
 
@@ -205,7 +210,7 @@ def run(course_url: str, artifacts: Path | None = None) -> None:
                 ],
             ).save()
         experiment = folder / "experiments.toml"
-        experiment.write_text(EXPERIMENT)
+        experiment.write_text(experiment_toml("bench"))
         rows = measure(course_url, "popularity")
         rows += measure(course_url, "experiment", artifacts=folder, experiments=experiment)
     Result(

@@ -15,29 +15,14 @@ from pathlib import Path
 import httpx
 from sqlalchemy import delete, func, select
 
-from bench.bench_serve import EXPERIMENT_START, free_port
+from bench.bench_serve import experiment_toml, free_port
 from feeddata.db import connect, make_engine, transaction
 from feeddata.schema import exposure_posts, exposures, user_data
 
 EXPERIMENT_NAME = "bench-load"
 # bench_serve's experiment under its own name, so that this benchmark's exposures can be
 # told apart (and removed) in a database other benchmarks log to as well.
-EXPERIMENT = f"""
-[[experiments]]
-name = "{EXPERIMENT_NAME}"
-salt = "feed-ab-2026"
-start = {EXPERIMENT_START}
-
-[[experiments.arms]]
-name = "control"
-weight = 50
-recommender = "catboost"
-
-[[experiments.arms]]
-name = "test"
-weight = 50
-recommender = "neural"
-"""
+EXPERIMENT = experiment_toml(EXPERIMENT_NAME)
 STARTED = "Application startup complete"
 CLOSED = re.compile(r"exposure log closed: (\d+) written, (\d+) left in spill files, (\d+) dropped")
 

@@ -70,6 +70,9 @@ class Recommender(ABC):
 
     def __init__(self) -> None:
         self.meta: BundleMeta | None = None
+        self.fit_metrics: dict[str, float] = {}
+        """Offline metrics ``_fit`` measured (held-out AUC, validation hit@5, ...); they go
+        into the bundle's meta."""
 
     @property
     def is_fitted(self) -> bool:
@@ -96,6 +99,7 @@ class Recommender(ABC):
             trained_until=data.until,
             params=self.params(),
             rows=rows,
+            metrics=self.fit_metrics,
             code_version=code_version(),
         )
         return self

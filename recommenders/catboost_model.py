@@ -148,17 +148,10 @@ class CatBoostRecommender(Recommender):
         self._request: RequestFeatures | None = None
         self._likes_column = feature_names(self.config.features).index("post_likes")
         self._lock = threading.Lock()
-        self._metrics: dict[str, float] = {}
         self._started = clock.perf_counter()
 
     def params(self) -> dict[str, Any]:
         return self.config.model_dump()
-
-    def fit(self, data: TrainingData) -> Self:
-        super().fit(data)
-        assert self.meta is not None
-        self.meta = self.meta.model_copy(update={"metrics": self._metrics})
-        return self
 
     def _fit(self, data: TrainingData) -> dict[str, int]:
         cfg, started = self.config, clock.perf_counter()
@@ -188,11 +181,11 @@ class CatBoostRecommender(Recommender):
         )
         self.model, self.tables = model, tables
         self._request = RequestFeatures(tables, cfg.features)
-        self._metrics = {"fit_s": round(clock.perf_counter() - started, 2)}
+        self.fit_metrics = {"fit_s": round(clock.perf_counter() - started, 2)}
         if has_valid:
             score = model.predict(matrix[valid], prediction_type="RawFormulaVal")
-            self._metrics["valid_auc"] = float(roc_auc_score(rows.label[valid], score))
-            self._metrics["best_iteration"] = float(model.get_best_iteration() or 0)
+            self.fit_metrics["valid_auc"] = float(roc_auc_score(rows.label[valid], score))
+            self.fit_metrics["best_iteration"] = float(model.get_best_iteration() or 0)
         return {
             "views": int((~inter.is_like).sum()),
             "likes": int(inter.is_like.sum()),

@@ -152,16 +152,9 @@ class NeuralRecommender(Recommender):
         )
         """Where text embeddings are cached (None: no cache); the hashing encoder needs none."""
         self.serving: Serving | None = None
-        self._metrics: dict[str, float] = {}
 
     def params(self) -> dict[str, Any]:
         return self.config.model_dump()
-
-    def fit(self, data: TrainingData) -> Self:
-        super().fit(data)
-        assert self.meta is not None
-        self.meta = self.meta.model_copy(update={"metrics": self._metrics})
-        return self
 
     def _fit(self, data: TrainingData) -> dict[str, int]:
         from recommenders.neural import training
@@ -219,14 +212,14 @@ class NeuralRecommender(Recommender):
         best: dict[str, float] = next(
             (h for h in result["history"] if h["round"] == result["best_round"]), {}
         )
-        self._metrics = {
+        self.fit_metrics = {
             "fit_s": round(clock.perf_counter() - started, 2),
             "best_round": float(result["best_round"]),
             "rounds": float(result["rounds"]),
             "best_epoch": round(float(best.get("epoch", 0.0)), 3),
             **{k: round(float(v), 5) for k, v in best.items() if k.startswith("valid")},
         }
-        self._say(f"done in {self._metrics['fit_s']:.0f}s; best round {result['best_round']}")
+        self._say(f"done in {self.fit_metrics['fit_s']:.0f}s; best round {result['best_round']}")
         return {
             "likes": prep.likes,
             "views": prep.views,
