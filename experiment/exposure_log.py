@@ -2,11 +2,14 @@
 writes them in batches.
 
 Nothing is lost short of the disk failing: while the database is unreachable the writer
-retries with exponential backoff and exposures wait in memory up to ``memory_limit``,
-then in a local spill file (:mod:`experiment.spill`), replayed once writes succeed again.
-Closing writes everything still buffered; if the database is still down at the deadline,
-the rest goes to the spill file for the next start. Only a full or failing disk drops
-exposures, and the ``dropped`` counter says how many.
+retries with exponential backoff, and every ``linger_s`` it moves what requests handed over
+to a local spill file (:mod:`experiment.spill`), replayed once writes succeed again. So a
+process killed during an outage loses about ``linger_s`` of exposures, as it does when the
+database is up (those waiting for the next batch). If the spill file is full, exposures
+wait in memory up to ``memory_limit``. Closing writes everything still buffered; if the
+database is still down at the deadline, the rest goes to the spill file for the next
+start. Only a full or failing disk drops exposures, and the ``dropped`` counter says how
+many.
 """
 
 import logging
@@ -133,6 +136,7 @@ class ExposureLog:
                     with self._cond:
                         self._pending.extendleft(reversed(batch))
                         self._in_flight = 0
+                    self._spill_pending()
                 elif self._spill_waiting():
                     ok = self._replay_one()
             elif self._spill_waiting():
@@ -176,10 +180,11 @@ class ExposureLog:
 
     def _spill_waiting(self) -> bool:
         """Whether spilled exposures can be replayed now: queued files, or the active
-        file once memory has room again and the database takes writes."""
+        file once memory has room again. During an outage the replay is the writer's probe
+        of the database, and at most one file waits for it while the active one grows."""
         if self._spill.has_replay():
             return True
-        if not (self._database_ok and self._spill.has_unrotated()):
+        if not self._spill.has_unrotated():
             return False
         if len(self._pending) >= self.config.memory_limit:
             return False
@@ -197,7 +202,20 @@ class ExposureLog:
         self._replayed += len(batch)
         return True
 
-    def _spill_or_drop(self, exposures: Sequence[Exposure]) -> None:
+    def _spill_pending(self) -> None:
+        """Move the exposures waiting in memory to the spill file (the database is down);
+        those that do not fit stay in memory."""
+        with self._cond:
+            waiting = list(self._pending)
+            self._pending.clear()
+        if not waiting:
+            return
+        kept = self._append_to_spill(waiting)
+        if kept < len(waiting):
+            with self._cond:
+                self._pending.extendleft(reversed(waiting[kept:]))
+
+    def _append_to_spill(self, exposures: Sequence[Exposure]) -> int:
         try:
             kept = self._spill.append(exposures)
         except OSError as error:
@@ -205,6 +223,11 @@ class ExposureLog:
             kept = 0
         with self._cond:
             self._spilled += kept
+        return kept
+
+    def _spill_or_drop(self, exposures: Sequence[Exposure]) -> None:
+        kept = self._append_to_spill(exposures)
+        with self._cond:
             if kept < len(exposures):
                 self._dropped += len(exposures) - kept
                 log.error("dropped %d exposures: memory and spill file full", len(exposures) - kept)
@@ -220,9 +243,14 @@ class ExposureLog:
             self._spill_or_drop(rest)
 
     def _sleep(self, seconds: float) -> None:
-        if self._deadline is not None:
-            time.sleep(max(0.0, min(seconds, self._deadline - time.monotonic())))
-            return
-        with self._cond:
-            # close() wakes it, so shutdown does not wait out a long backoff
-            self._cond.wait_for(lambda: self._deadline is not None, timeout=seconds)
+        """Back off after a failed write, spilling what arrives every ``linger_s``."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self._deadline is not None:
+                time.sleep(max(0.0, min(left, self._deadline - time.monotonic())))
+                return
+            with self._cond:
+                # close() wakes it, so shutdown does not wait out a long backoff
+                step = min(left, self.config.linger_s)
+                self._cond.wait_for(lambda: self._deadline is not None, timeout=step)
+            self._spill_pending()
