@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recommenders.base import Recommender
+from recommenders.base import Recommender, read_meta
 
 
 class BundleError(ValueError):
@@ -26,6 +26,31 @@ def load_bundle(model_class: type[Recommender], directory: Path) -> Recommender:
         return model_class.load(directory)
     except Exception as error:
         raise BundleError(_describe(model_class.name, directory, error)) from error
+
+
+def check_bundle(model_class: type[Recommender], directory: Path) -> None:
+    """What can be checked without loading the model, raising :class:`BundleError` as
+    :func:`load_bundle` would: meta.json (model, schema version), every file it lists there
+    with its recorded size, and each file readable by its format (:func:`damaged_file`)."""
+    try:
+        meta = read_meta(directory, model_class.name)
+    except Exception as error:
+        raise BundleError(_describe(model_class.name, directory, error)) from error
+    retrain = _retrain(model_class.name)
+    for name in meta.files:
+        path = directory / name
+        if not path.is_file():
+            raise BundleError(f"cannot read {path}: No such file or directory; {retrain}")
+    damaged = damaged_file(directory)
+    if damaged is not None:
+        raise BundleError(f"{damaged[0]} is damaged ({damaged[1]}); {retrain}")
+    for name, size in meta.files.items():
+        actual = (directory / name).stat().st_size
+        if actual != size:
+            raise BundleError(
+                f"{directory / name} is damaged ({actual:,} bytes; the bundle recorded "
+                f"{size:,}); {retrain}"
+            )
 
 
 def damaged_file(directory: Path) -> tuple[Path, str] | None:
@@ -45,8 +70,12 @@ def damaged_file(directory: Path) -> tuple[Path, str] | None:
     return None
 
 
+def _retrain(name: str) -> str:
+    return f"retrain it with `feedlab train {name}` or restore the bundle from a backup"
+
+
 def _describe(name: str, directory: Path, error: Exception) -> str:
-    retrain = f"retrain it with `feedlab train {name}` or restore the bundle from a backup"
+    retrain = _retrain(name)
     if isinstance(error, OSError) and error.filename:
         return f"cannot read {error.filename}: {error.strerror or error}; {retrain}"
     if str(directory) in str(error):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from experiment.bundles import BundleError, load_bundle
+from experiment.bundles import BundleError, check_bundle, load_bundle
 from experiment.config import Assignment, ExperimentConfigError, ExperimentsFile
 from recommenders.base import META_FILE, Recommender
 from recommenders.registry import make_recommender
@@ -89,7 +89,21 @@ class Router:
         return self._arms[(experiment, arm)]
 
 
-def _load_bundle(name: str, directory: Path, where: str) -> Recommender:
+def check_arm_bundles(experiments: ExperimentsFile, artifacts: Path) -> None:
+    """Check every arm's bundle as far as it can be without loading it
+    (:func:`~experiment.bundles.check_bundle`), with the errors :meth:`Router.load` gives:
+    a supervisor of several workers finds a damaged bundle before it starts any."""
+    for experiment in experiments.experiments:
+        for arm in experiment.arms:
+            where = f"experiment {experiment.name!r}, arm {arm.name!r}"
+            model_class = _model_class(arm.recommender, artifacts / arm.bundle_dir, where)
+            try:
+                check_bundle(model_class, artifacts / arm.bundle_dir)
+            except BundleError as error:
+                raise ExperimentConfigError(f"{where}: {error}") from None
+
+
+def _model_class(name: str, directory: Path, where: str) -> type[Recommender]:
     try:
         model_class = type(make_recommender(name))
     except ValueError as error:
@@ -100,6 +114,11 @@ def _load_bundle(name: str, directory: Path, where: str) -> Recommender:
             "save it there, set FEEDLAB_ARTIFACTS to the folder holding it, or point the "
             "arm's `bundle` at an existing folder under it"
         )
+    return model_class
+
+
+def _load_bundle(name: str, directory: Path, where: str) -> Recommender:
+    model_class = _model_class(name, directory, where)
     try:
         return load_bundle(model_class, directory)
     except BundleError as error:

@@ -22,7 +22,8 @@ from threadpoolctl import threadpool_limits
 from feeddata.interactions import Interactions
 from recommenders.history import LikeHistory
 
-BUNDLE_SCHEMA_VERSION = 1
+BUNDLE_SCHEMA_VERSION = 2
+"""2: meta.json lists the bundle's files and sizes; neural bundles hold co-likes snapshots."""
 META_FILE = "meta.json"
 
 
@@ -57,6 +58,9 @@ class BundleMeta(BaseModel):
     rows: dict[str, int]
     metrics: dict[str, float] = {}
     code_version: str = ""
+    files: dict[str, int] = {}
+    """The bundle's other files (paths relative to it) and their sizes in bytes, so that a
+    missing or cut file is found without loading the model."""
 
 
 class NotFittedError(RuntimeError):
@@ -135,26 +139,15 @@ class Recommender(ABC):
             raise NotFittedError(f"cannot save an unfitted {self.name} recommender")
         directory.mkdir(parents=True, exist_ok=True)
         self._save(directory)
+        files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != META_FILE)
+        self.meta.files = {p.relative_to(directory).as_posix(): p.stat().st_size for p in files}
         (directory / META_FILE).write_text(self.meta.model_dump_json(indent=2))
         return directory
 
     @classmethod
     def load(cls, directory: Path) -> Self:
         """Read a bundle written by :meth:`save`; refuses other models and schema versions."""
-        meta_path = directory / META_FILE
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"no model bundle at {directory}: {META_FILE} is missing")
-        try:
-            meta = BundleMeta.model_validate(json.loads(meta_path.read_text()))
-        except ValueError as error:
-            raise ValueError(f"{meta_path} is not a valid bundle description: {error}") from error
-        if meta.name != cls.name:
-            raise ValueError(f"{directory} holds a {meta.name!r} bundle, not {cls.name!r}")
-        if meta.schema_version != BUNDLE_SCHEMA_VERSION:
-            raise ValueError(
-                f"{meta_path} has bundle schema version {meta.schema_version}; this feedlab "
-                f"reads version {BUNDLE_SCHEMA_VERSION}. Retrain with `feedlab train`."
-            )
+        meta = read_meta(directory, cls.name)
         model = cls._load(directory, meta)
         model.meta = meta
         return model
@@ -165,6 +158,26 @@ class Recommender(ABC):
     @classmethod
     def _load(cls, directory: Path, meta: BundleMeta) -> Self:
         return cls(**meta.params)
+
+
+def read_meta(directory: Path, name: str) -> BundleMeta:
+    """The description of the ``name`` bundle in ``directory``; refuses other models and
+    schema versions (ValueError), and a folder with no meta.json (FileNotFoundError)."""
+    meta_path = directory / META_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"no model bundle at {directory}: {META_FILE} is missing")
+    try:
+        meta = BundleMeta.model_validate(json.loads(meta_path.read_text()))
+    except ValueError as error:
+        raise ValueError(f"{meta_path} is not a valid bundle description: {error}") from error
+    if meta.name != name:
+        raise ValueError(f"{directory} holds a {meta.name!r} bundle, not {name!r}")
+    if meta.schema_version != BUNDLE_SCHEMA_VERSION:
+        raise ValueError(
+            f"{meta_path} has bundle schema version {meta.schema_version}; this feedlab "
+            f"reads version {BUNDLE_SCHEMA_VERSION}. Retrain with `feedlab train`."
+        )
+    return meta
 
 
 def top_k(scores: np.ndarray, k: int, allowed: np.ndarray) -> np.ndarray:

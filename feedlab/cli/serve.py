@@ -316,6 +316,8 @@ def _run(settings: Settings, host: str, port: int, workers: int) -> None:
 
     from api.request_log import uvicorn_log_config
 
+    if workers > 1:
+        _check_bundles(settings)
     plural = "s" if workers > 1 else ""
     typer.echo(f"serving on http://{host}:{port} ({workers} worker{plural}); API docs at /docs")
     # An import string and factory=True, so every worker process builds its own app from
@@ -334,6 +336,25 @@ def _run(settings: Settings, host: str, port: int, workers: int) -> None:
         # supervisor killed and respawned the workers forever.
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
+
+
+def _check_bundles(settings: Settings) -> None:
+    """Refuse a damaged, missing or foreign bundle before any worker starts (exit code 3,
+    as a single worker's failed start). uvicorn's supervisor does not pass a worker's failed
+    start on: it waits for the worker's health check and then exits with 0."""
+    from experiment.bundles import BundleError, check_bundle
+    from experiment.routing import check_arm_bundles
+
+    try:
+        popular = settings.artifacts / POPULARITY_BUNDLE
+        if (popular / META_FILE).is_file():
+            check_bundle(PopularityRecommender, popular)
+        plan = load_experiments(settings.experiments) if settings.experiments else None
+        if plan is not None:
+            check_arm_bundles(plan, settings.artifacts)
+    except (ExperimentConfigError, BundleError) as error:
+        typer.secho(f"cannot start: {error}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(code=3) from None
 
 
 def _display_url(url: str) -> str:

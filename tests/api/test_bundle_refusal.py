@@ -5,6 +5,7 @@ trained on a tiny synthetic network, one file damaged per test."""
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from experiment.config import load_experiments
 from experiment.routing import Router
 from feeddata.db import make_engine
 from feedlab.cli.train import build_recommender, read_training_data
-from recommenders.base import TrainingData
+from recommenders.base import BUNDLE_SCHEMA_VERSION, TrainingData
 from recommenders.baselines import PopularityRecommender
 from tests.api.server import BIN, REPO, feedlab_env, free_port
 
@@ -75,7 +76,7 @@ def truncate(path: Path) -> None:
 
 def set_schema_version(path: Path) -> None:
     meta = json.loads(path.read_text())
-    path.write_text(json.dumps(meta | {"schema_version": 2}))
+    path.write_text(json.dumps(meta | {"schema_version": BUNDLE_SCHEMA_VERSION + 1}))
 
 
 DAMAGE: dict[str, tuple[str, Callable[[Path], None], str]] = {
@@ -88,22 +89,28 @@ DAMAGE: dict[str, tuple[str, Callable[[Path], None], str]] = {
     "another format version": (
         "catboost/meta.json",
         set_schema_version,
-        "has bundle schema version 2; this feedlab reads version 1",
+        f"has bundle schema version {BUNDLE_SCHEMA_VERSION + 1}; this feedlab reads version "
+        f"{BUNDLE_SCHEMA_VERSION}",
     ),
     "bad popularity bundle": ("popular/meta.json", truncate, "is not a valid bundle description"),
 }
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("case", DAMAGE)
 def test_a_damaged_bundle_stops_the_start_naming_the_file(
-    case: str, served: tuple[str, Path], tmp_path: Path
+    case: str, workers: int, served: tuple[str, Path], tmp_path: Path
 ) -> None:
     url, intact = served
     name, damage, says = DAMAGE[case]
     artifacts = shutil.copytree(intact, tmp_path / "artifacts")
     damage(artifacts / name)
-    code, output = serve(url, artifacts)
-    assert code == 3  # uvicorn: the application failed to start
+    started = time.monotonic()
+    code, output = serve(url, artifacts, "--workers", str(workers))
+    assert code == 3  # as uvicorn's: the application failed to start
+    if workers > 1:  # refused before any worker starts, not after their health check
+        assert time.monotonic() - started < 30
+        assert "serving on" not in output
     assert "cannot start: " in output
     assert f"{artifacts / name}" in output
     assert says in output
