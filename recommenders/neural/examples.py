@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from recommenders.base import TrainingData
+from recommenders.neural.colikes import CoLikes, CoLikesParams
 from recommenders.neural.inputs import (
     DAY,
     HOUR,
@@ -121,6 +122,7 @@ class Sources:
     post_text: np.ndarray  # small unit text vectors (:func:`inputs.text_basis`)
     n_topics: int
     history: int
+    co: CoLikes
 
     @property
     def n_posts(self) -> int:
@@ -171,6 +173,9 @@ def batch_arrays(
         seen, liked, target = seen[:, cand], liked[:, cand], target[:, cand]
     topic_all, text_all = _liked_sums(src, ex.first, ex.now)
     topic_day, text_day = _liked_sums(src, ex.day, ex.now)
+    snapshot = src.co.at(ex.time)
+    co_all = src.co.scores(snapshot, *_liked(src, ex.first, ex.now))[:, cand]
+    co_day = src.co.scores(snapshot, *_liked(src, ex.day, ex.now))[:, cand]
     return BatchArrays(
         hist=hist.astype(np.int64),
         ages=ages.astype(np.int64),
@@ -187,6 +192,9 @@ def batch_arrays(
             src.post_topic[cand],
             src.post_text[cand],
             seen,
+            co_all,
+            co_day,
+            snapshot >= 0,
         ),
         candidates=None if len(cand) == n_posts else cand.astype(np.int64),
         liked=liked,
@@ -199,9 +207,7 @@ def _liked_sums(src: Sources, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarra
     likes at positions [lo, hi)."""
     b = len(lo)
     lengths = np.maximum(hi - lo, 0)
-    owner = np.repeat(np.arange(b), lengths)
-    offset = np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    post = src.likes.post[np.repeat(lo, lengths) + offset]
+    owner, post = _liked(src, lo, hi)
     topics = np.bincount(
         owner * src.n_topics + src.post_topic[post], minlength=b * src.n_topics
     ).reshape(b, src.n_topics)
@@ -209,6 +215,14 @@ def _liked_sums(src: Sources, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarra
     np.cumsum(src.post_text[post], axis=0, out=cumulative[1:])
     ends = np.cumsum(lengths)
     return topics, (cumulative[ends] - cumulative[ends - lengths]).astype(np.float32)
+
+
+def _liked(src: Sources, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The likes at positions [lo[i], hi[i]) of every example i: (example, post) pairs."""
+    lengths = np.maximum(hi - lo, 0)
+    owner = np.repeat(np.arange(len(lo)), lengths)
+    offset = np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return owner, src.likes.post[np.repeat(lo, lengths) + offset]
 
 
 def _flags(post: np.ndarray, lo: np.ndarray, hi: np.ndarray, b: int, n_posts: int) -> np.ndarray:
@@ -249,7 +263,9 @@ def prepare(
     max_examples: int,
     validation_share: float,
     max_validation: int,
+    co_likes: CoLikesParams,
     rng: np.random.Generator,
+    progress: bool = False,
 ) -> Prepared:
     """Encode the catalogue, profiles, likes and views of ``data`` (``text``: the posts'
     text embeddings) and draw the examples; the latest ``validation_share`` of them by time
@@ -296,6 +312,7 @@ def prepare(
         text_basis(text),
         max(len(topics), 1),
         history,
+        CoLikes.for_likes(row[like], pos[like], ts[like], n_posts, data.until, co_likes, progress),
     )
     return Prepared(
         src, train, valid, post_ids, topics, text, view_counts, int(like.sum()), int((~like).sum())

@@ -14,7 +14,9 @@ serving so the two cannot drift apart.
   (ever and in the last day, and their share), the cosine of the post's text with the sum
   of the texts the user liked (ever and in the last day), and whether the user viewed the
   post before (:class:`ViewLog`: the first view hour of every (user, post) pair before the
-  training cutoff; a request at t sees the views of days before t's day only).
+  training cutoff; a request at t sees the views of days before t's day only), and the
+  co-likes scores of the post from the user's likes (ever and in the last day, and their
+  mean per like; :mod:`recommenders.neural.colikes`).
 """
 
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ N_AGES = len(AGE_BOUNDS) + 2  # the bands, plus the padding code
 POP_WINDOWS = (HOUR, DAY, 7 * DAY, 30 * DAY)
 N_POST_FEATURES = 2 * (len(POP_WINDOWS) + 1) + 2
 PRIOR_VIEWS = 20.0
-N_CROSS_FEATURES = 9
+N_CROSS_FEATURES = 13
 TEXT_SIM_DIMS = 32
 AGE_BANDS = np.array([18, 22, 26, 31, 36, 46, 56], np.int64)
 PROFILE_COLUMNS = ("gender", "age", "exp_group", "country", "city", "os", "source")
@@ -147,13 +149,17 @@ def cross_features(
     post_topic: np.ndarray,
     post_text: np.ndarray,
     seen: np.ndarray,
+    co_all: np.ndarray,
+    co_day: np.ndarray,
+    co_known: np.ndarray,
 ) -> np.ndarray:
     """float32 (..., C, N_CROSS_FEATURES) for C posts and one user (or a batch ``...``).
 
     ``topic_*`` (..., T): the user's likes per topic before t, ever and in the last day;
     ``text_*`` (..., k): sums of the small text vectors (:func:`text_basis`) of those likes;
     ``post_topic`` (C,) and ``post_text`` (C, k) describe the posts; ``seen`` (..., C) codes
-    from :meth:`ViewLog.seen`.
+    from :meth:`ViewLog.seen`; ``co_*`` (..., C) the co-likes scores of the posts from the
+    likes ever and in the last day, and ``co_known`` (...) whether a snapshot existed at t.
     """
     likes_all = topic_all.sum(axis=-1, keepdims=True).astype(np.float32)
     likes_day = topic_day.sum(axis=-1, keepdims=True).astype(np.float32)
@@ -170,6 +176,10 @@ def cross_features(
         np.broadcast_to(np.log1p(likes_day), in_topic.shape),
         (seen == 1).astype(np.float32),
         (seen == 2).astype(np.float32),
+        co_all,
+        co_day,
+        co_all / np.maximum(likes_all, 1.0),
+        np.broadcast_to(np.asarray(co_known, np.float32)[..., None], in_topic.shape),
     ]
     return np.stack(parts, axis=-1).astype(np.float32)
 

@@ -13,7 +13,8 @@ feature head (the formulas are in :mod:`recommenders.neural.network`):
 - *feature head*: an MLP over the same kind of time-stamped signals the control uses,
   computed as of t: post popularity in the last hour/day/week/month, like rate, and
   user x post crosses (likes in the post's topic, text similarity to the liked posts,
-  "viewed before").
+  "viewed before", and co-likes: item-item EASE scores of the post from the user's likes,
+  read from snapshots fitted before t, :mod:`recommenders.neural.colikes`).
 - score = user . post + head; trained with a softmax over the whole catalogue (every post
   the user liked in the hour after an anchor view is a target), which is what hitrate@k
   rewards, rather than the control's pointwise like probability.
@@ -44,6 +45,7 @@ from pydantic import BaseModel, ConfigDict
 
 from recommenders.base import BundleMeta, Recommender, TrainingData
 from recommenders.history import LikeHistory
+from recommenders.neural.colikes import CoLikes, CoLikesParams
 from recommenders.neural.examples import Sources, prepare, text_column
 from recommenders.neural.inputs import (
     AGE_BOUNDS,
@@ -96,6 +98,13 @@ class NeuralParams(BaseModel):
     """Add the feature head (post popularity and like rate, user x post crosses)."""
     views: bool = True
     """Keep every user's viewed posts for the "seen before" crosses (else likes only)."""
+    co_neighbours: int = 200
+    """Co-likes crosses (:mod:`recommenders.neural.colikes`): item-item neighbours kept per
+    post; 0 turns them off."""
+    co_snapshots: int = 4
+    co_start: float = 0.25
+    """The first co-likes snapshot is fitted this share of the way through training."""
+    co_l2: float = 200.0
     window_s: int = 3600
     """Targets of an example: the posts liked this long after it (the hitrate window)."""
     anchors: Literal["first_in_hour", "all"] = "all"
@@ -132,6 +141,7 @@ class Serving:
     views: ViewLog
     view_counts: ViewCounts
     topics: list[str]
+    co: CoLikes
     scorer: Scorer | None = None
 
     def __post_init__(self) -> None:
@@ -176,7 +186,9 @@ class NeuralRecommender(Recommender):
             max_examples=cfg.max_examples,
             validation_share=cfg.validation_share,
             max_validation=cfg.max_validation,
+            co_likes=CoLikesParams(cfg.co_neighbours, cfg.co_snapshots, cfg.co_start, cfg.co_l2),
             rng=np.random.default_rng(cfg.seed),
+            progress=self.progress,
         )
         src = prep.src
         self._say(
@@ -208,6 +220,7 @@ class NeuralRecommender(Recommender):
             src.views,
             prep.view_counts,
             prep.topics,
+            src.co,
         )
         best: dict[str, float] = next(
             (h for h in result["history"] if h["round"] == result["best_round"]), {}
@@ -311,6 +324,9 @@ class NeuralRecommender(Recommender):
         day = liked[int(older[list(AGE_BOUNDS).index(DAY)]) :] if len(liked) else liked
         seen = np.zeros((1, len(serving.post_ids)), np.int8)
         serving.views.seen(seen, 0, row, time)
+        co_snapshot = serving.co.at(np.asarray([time]))
+        co_all = serving.co.scores(co_snapshot, np.zeros(len(liked), np.int64), liked)[0]
+        co_day = serving.co.scores(co_snapshot, np.zeros(len(day), np.int64), day)[0]
         cross = cross_features(
             np.bincount(serving.post_topic[liked], minlength=n_topics),
             np.bincount(serving.post_topic[day], minlength=n_topics),
@@ -319,6 +335,9 @@ class NeuralRecommender(Recommender):
             serving.post_topic,
             serving.text_small,
             seen[0],
+            co_all,
+            co_day,
+            co_snapshot[0] >= 0,
         )
         return np.concatenate([post, cross], axis=1)
 
@@ -338,6 +357,9 @@ class NeuralRecommender(Recommender):
             "views_hour": s.views.hour,
             "view_checkpoints": s.view_counts.checkpoints,
             "view_counts": s.view_counts.views,
+            "co_checkpoints": s.co.checkpoints,
+            "co_neighbours": s.co.neighbours,
+            "co_weights": s.co.weights,
         }
         for name, value in arrays.items():
             np.save(directory / f"{name}.npy", value)
@@ -372,6 +394,7 @@ class NeuralRecommender(Recommender):
             ViewLog(array("views_ptr", True), array("views_post", True), array("views_hour", True)),
             ViewCounts(array("view_checkpoints"), array("view_counts"), layout["prior_rate"]),
             list(layout["topics"]),
+            CoLikes(array("co_checkpoints"), array("co_neighbours"), array("co_weights")),
         )
         return model
 
