@@ -2,7 +2,7 @@
 on the course database, the CatBoost control and the neural test arm loaded, the experiment
 running and every response logged as an exposure.
 
-``python -m bench.bench_load``: N concurrent keep-alive clients (asyncio, httpx) for S
+``python -m bench.bench_load``: N concurrent keep-alive clients (asyncio, plain HTTP/1.1) for S
 seconds, random users at random times inside the experiment, limit=5; throughput,
 latency percentiles and errors per arm, each worker's memory sampled every second, and the
 exposures stored against the responses received (after a graceful shutdown). Then the
@@ -229,7 +229,7 @@ def _save_load(
         columns=SUMMARY_COLUMNS,
         rows=[s.row() for s in summaries],
         notes=[
-            f"{options.clients} asyncio httpx clients, each sending keep-alive requests one "
+            f"{options.clients} asyncio HTTP/1.1 clients, each sending keep-alive requests one "
             f"after the other for {options.seconds:.0f} s, after {WARMUP_S:.0f} s of warm-up "
             f"and {RAMP_S:.0f} s of starting the clients one by one (so that the connections "
             f"spread over the workers); random users at random times from {EXPERIMENT_START} "
