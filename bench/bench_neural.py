@@ -36,7 +36,14 @@ from recommenders.peers import EASERecommender
 K = 5
 REQUESTS = 10_000
 SERVING_CONFIG = SyntheticConfig.course(users=20_000, days=20)
-SERVING_PARAMS: dict[str, Any] = {"max_examples": 100_000, "max_epochs": 1, "negatives": 1000}
+SERVING_PARAMS: dict[str, Any] = {
+    "max_examples": 100_000,
+    "max_epochs": 1,
+    "negatives": 1000,
+    "check_every": 50_000,
+    "max_validation": 2_000,
+}
+"""A quick fit: this part measures serving speed and memory, not quality."""
 TIMED_REQUESTS = 500
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from recommenders.base import TrainingData
 from recommenders.neural.colikes import CoLikes, CoLikesParams
 from recommenders.neural.inputs import (
+    CO_LAST,
     DAY,
     HOUR,
     PostCounts,
@@ -30,6 +31,12 @@ from recommenders.neural.inputs import (
 from recommenders.snapshots import encode
 
 _SHIFT = np.int64(1 << 32)  # times are below 2**32 s, so row * _SHIFT + t sorts by row then t
+
+Anchors = Literal["first_in_hour", "per_hour", "all"]
+"""Which views become examples: the first of each (user, clock hour), as the offline
+protocol's requests are; every view, each (user, clock hour) weighing one in the loss
+("per_hour", the protocol's weighting with all the histories and targets); or every view
+with weight one."""
 
 
 @dataclass
@@ -59,6 +66,7 @@ class Examples:
     day: np.ndarray  # position of the user's first like in the day before t
     now: np.ndarray  # position of the first like at or after t (history ends here)
     end: np.ndarray  # one past the last like within the window (targets are [now, end))
+    weight: np.ndarray  # float32: the example's share of its (user, clock hour)
 
     def __len__(self) -> int:
         return len(self.time)
@@ -71,6 +79,7 @@ class Examples:
             self.day[rows],
             self.now[rows],
             self.end[rows],
+            self.weight[rows],
         )
 
 
@@ -80,11 +89,12 @@ def build_examples(
     time: np.ndarray,
     *,
     window: int,
-    anchors: Literal["first_in_hour", "all"],
+    anchors: Anchors,
     max_examples: int,
     rng: np.random.Generator,
 ) -> Examples:
-    """Anchors from exposures (user rows, times) that have a like within the window."""
+    """Anchors from exposures (user rows, times) that have a like within the window; see
+    :data:`Anchors` for the choices."""
     if anchors == "first_in_hour":
         order = np.lexsort((time, row))
         row, time = row[order], time[order]
@@ -100,6 +110,12 @@ def build_examples(
         keep = np.sort(rng.choice(keep, max_examples, replace=False))
     keep = keep[np.argsort(time[keep], kind="stable")]
     key, t = key[keep], time[keep]
+    weight = np.ones(len(keep), np.float32)
+    if anchors == "per_hour" and len(keep):
+        _, session, count = np.unique(
+            row[keep] * _SHIFT + t // HOUR, return_inverse=True, return_counts=True
+        )
+        weight = (1.0 / count[session.reshape(-1)]).astype(np.float32)
     return Examples(
         row[keep],
         t,
@@ -107,6 +123,7 @@ def build_examples(
         np.searchsorted(likes.key, key + np.maximum(t - DAY, 0), side="left"),
         now[keep],
         end[keep],
+        weight,
     )
 
 
@@ -144,6 +161,7 @@ class BatchArrays:
     candidates: np.ndarray | None
     liked: np.ndarray  # bool (B, C): posts liked before t (masked out of the softmax)
     target: np.ndarray  # bool (B, C): posts liked within the window
+    weight: np.ndarray  # float32 (B,): the examples' weights in the loss
 
 
 def batch_arrays(
@@ -176,6 +194,8 @@ def batch_arrays(
     snapshot = src.co.at(ex.time)
     co_all = src.co.scores(snapshot, *_liked(src, ex.first, ex.now))[:, cand]
     co_day = src.co.scores(snapshot, *_liked(src, ex.day, ex.now))[:, cand]
+    last = np.maximum(ex.first, ex.now - CO_LAST)
+    co_last = src.co.scores(snapshot, *_liked(src, last, ex.now))[:, cand]
     return BatchArrays(
         hist=hist.astype(np.int64),
         ages=ages.astype(np.int64),
@@ -194,11 +214,13 @@ def batch_arrays(
             seen,
             co_all,
             co_day,
+            co_last,
             snapshot >= 0,
         ),
         candidates=None if len(cand) == n_posts else cand.astype(np.int64),
         liked=liked,
         target=target,
+        weight=ex.weight,
     )
 
 
@@ -259,7 +281,7 @@ def prepare(
     views: bool,
     max_vocab: int,
     window: int,
-    anchors: Literal["first_in_hour", "all"],
+    anchors: Anchors,
     max_examples: int,
     validation_share: float,
     max_validation: int,

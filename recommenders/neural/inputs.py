@@ -15,8 +15,8 @@ serving so the two cannot drift apart.
   of the texts the user liked (ever and in the last day), and whether the user viewed the
   post before (:class:`ViewLog`: the first view hour of every (user, post) pair before the
   training cutoff; a request at t sees the views of days before t's day only), and the
-  co-likes scores of the post from the user's likes (ever and in the last day, and their
-  mean per like; :mod:`recommenders.neural.colikes`).
+  co-likes scores of the post from the user's likes (ever, in the last day, the last
+  :data:`CO_LAST`, and their mean per like; :mod:`recommenders.neural.colikes`).
 """
 
 from dataclasses import dataclass
@@ -34,7 +34,9 @@ N_AGES = len(AGE_BOUNDS) + 2  # the bands, plus the padding code
 POP_WINDOWS = (HOUR, DAY, 7 * DAY, 30 * DAY)
 N_POST_FEATURES = 2 * (len(POP_WINDOWS) + 1) + 2
 PRIOR_VIEWS = 20.0
-N_CROSS_FEATURES = 13
+N_CROSS_FEATURES = 14
+CO_LAST = 5
+"""The co-likes of the user's last likes (a session's signal) are a feature of their own."""
 TEXT_SIM_DIMS = 32
 AGE_BANDS = np.array([18, 22, 26, 31, 36, 46, 56], np.int64)
 PROFILE_COLUMNS = ("gender", "age", "exp_group", "country", "city", "os", "source")
@@ -151,6 +153,7 @@ def cross_features(
     seen: np.ndarray,
     co_all: np.ndarray,
     co_day: np.ndarray,
+    co_last: np.ndarray,
     co_known: np.ndarray,
 ) -> np.ndarray:
     """float32 (..., C, N_CROSS_FEATURES) for C posts and one user (or a batch ``...``).
@@ -159,7 +162,8 @@ def cross_features(
     ``text_*`` (..., k): sums of the small text vectors (:func:`text_basis`) of those likes;
     ``post_topic`` (C,) and ``post_text`` (C, k) describe the posts; ``seen`` (..., C) codes
     from :meth:`ViewLog.seen`; ``co_*`` (..., C) the co-likes scores of the posts from the
-    likes ever and in the last day, and ``co_known`` (...) whether a snapshot existed at t.
+    likes ever, in the last day and the last :data:`CO_LAST` likes, and ``co_known`` (...)
+    whether a snapshot existed at t.
     """
     likes_all = topic_all.sum(axis=-1, keepdims=True).astype(np.float32)
     likes_day = topic_day.sum(axis=-1, keepdims=True).astype(np.float32)
@@ -178,6 +182,7 @@ def cross_features(
         (seen == 2).astype(np.float32),
         co_all,
         co_day,
+        co_last,
         co_all / np.maximum(likes_all, 1.0),
         np.broadcast_to(np.asarray(co_known, np.float32)[..., None], in_topic.shape),
     ]

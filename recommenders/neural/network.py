@@ -63,8 +63,8 @@ class Net(nn.Module):
         self.null_value = nn.Parameter(torch.zeros(d))
         self.user = nn.Sequential(nn.Linear(3 * d + 1, 2 * d), nn.ReLU(), nn.Linear(2 * d, d))
         width = N_POST_FEATURES + N_CROSS_FEATURES
-        self.head_in = nn.Linear(width, 32)
-        self.head_out = nn.Linear(32, 1)
+        self.head_in = nn.Linear(width, shape.head_dims)
+        self.head_out = nn.Linear(shape.head_dims, 1)
         # features are standardised with statistics of the training examples (set_scaling)
         self.register_buffer("feature_shift", torch.zeros(width))
         self.register_buffer("feature_scale", torch.ones(width))
@@ -96,7 +96,7 @@ class Net(nn.Module):
         h = padded[batch.hist] + self.age(batch.ages)  # (B, L, d)
         mask = batch.hist != self.shape.pad
         context = self.hour(batch.hour)
-        for j, table in enumerate(self.profile):
+        for j, table in enumerate(self.profile if self.shape.profile else []):
             context = context + table(batch.profile[:, j])
         count = mask.sum(1, keepdim=True).clamp(min=1)
         mean = (h * mask.unsqueeze(-1)).sum(1) / count

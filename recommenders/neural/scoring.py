@@ -26,7 +26,8 @@ class Scorer:
         self.posts = np.ascontiguousarray(posts, dtype=np.float32)
         self.padded = np.vstack([self.posts, np.zeros((1, shape.dims), np.float32)])
         self.w = w
-        self.profile = [w[f"profile.{j}.weight"] for j in range(len(shape.profile_sizes))]
+        n_profile = len(shape.profile_sizes) if shape.profile else 0
+        self.profile = [w[f"profile.{j}.weight"] for j in range(n_profile)]
 
     def user(
         self, hist: np.ndarray, ages: np.ndarray, n_likes: int, profile: np.ndarray, hour: int
@@ -36,7 +37,7 @@ class Scorer:
         mask = hist != self.shape.pad
         h = self.padded[hist] + w["age.weight"][ages]
         context = w["hour.weight"][hour].copy()
-        for table, code in zip(self.profile, profile, strict=True):
+        for table, code in zip(self.profile, profile[: len(self.profile)], strict=True):
             context += table[code]
         mean = h[mask].sum(0) / max(int(mask.sum()), 1)
         pooled = np.zeros(d, np.float32)

@@ -19,6 +19,10 @@ class Shape:
     ids: bool
     text: bool
     features: bool
+    profile: bool = True
+    """Profile embeddings join the user tower's query (else the hour of day alone)."""
+    head_dims: int = 32
+    """Hidden units of the feature head."""
 
     @property
     def pad(self) -> int:

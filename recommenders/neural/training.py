@@ -29,9 +29,9 @@ _MASKED = -1e9
 
 def make_batch(
     src: Sources, ex: Examples, negatives: int = 0, rng: np.random.Generator | None = None
-) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+) -> tuple[Batch, torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`examples.batch_arrays` as tensors: inputs, the mask of posts liked before t,
-    and the targets (float)."""
+    the targets (float) and the examples' weights."""
     arrays = batch_arrays(src, ex, negatives, rng)
     batch = Batch(
         hist=torch.from_numpy(arrays.hist),
@@ -45,12 +45,15 @@ def make_batch(
         candidates=None if arrays.candidates is None else torch.from_numpy(arrays.candidates),
     )
     target = torch.from_numpy(arrays.target.astype(np.float32))
-    return batch, torch.from_numpy(arrays.liked), target
+    return batch, torch.from_numpy(arrays.liked), target, torch.from_numpy(arrays.weight)
 
 
-def _loss(scores: torch.Tensor, liked: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def _loss(
+    scores: torch.Tensor, liked: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
     log_p = torch.log_softmax(scores.masked_fill(liked, _MASKED), dim=1)
-    return (-(log_p * target).sum(1) / target.sum(1).clamp(min=1)).mean()
+    per_example = -(log_p * target).sum(1) / target.sum(1).clamp(min=1)
+    return (per_example * weight).sum() / weight.sum()
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,10 @@ def fit_network(
             disable=not progress,
             leave=False,
         ):
-            batch, liked, target = make_batch(src, train.part(picked), schedule.negatives, rng)
-            loss = _loss(net(net.posts(text, topic), batch), liked, target)
+            batch, liked, target, weight = make_batch(
+                src, train.part(picked), schedule.negatives, rng
+            )
+            loss = _loss(net(net.posts(text, topic), batch), liked, target, weight)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -145,16 +150,18 @@ def fit_network(
 def evaluate_network(
     net: Net, text: torch.Tensor, topic: torch.Tensor, src: Sources, ex: Examples, size: int
 ) -> dict[str, float]:
-    """Mean loss and hit@5 (any target in the top 5 after masking) of examples."""
+    """Loss and hit@5 (any target in the top 5 after masking) of examples, weighted as in
+    training."""
     if not len(ex):
         return {}
     net.eval()
     posts = net.posts(text, topic)
-    total, hits = 0.0, 0
+    total, hits = 0.0, 0.0
     for lo in range(0, len(ex), size):
-        batch, liked, target = make_batch(src, ex.part(slice(lo, lo + size)))
+        batch, liked, target, weight = make_batch(src, ex.part(slice(lo, lo + size)))
         scores = net(posts, batch).masked_fill(liked, _MASKED)
-        total += float(_loss(scores, liked, target)) * len(liked)
+        total += float(_loss(scores, liked, target, weight)) * float(weight.sum())
         top = scores.topk(min(5, scores.shape[1]), dim=1).indices
-        hits += int((target.gather(1, top).sum(1) > 0).sum())
-    return {"valid_loss": total / len(ex), "valid_hit5": hits / len(ex)}
+        hits += float(((target.gather(1, top).sum(1) > 0) * weight).sum())
+    mass = float(ex.weight.sum())
+    return {"valid_loss": total / mass, "valid_hit5": hits / mass}

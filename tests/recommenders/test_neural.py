@@ -124,6 +124,23 @@ def _view_log(model: NeuralRecommender, views: Interactions) -> ViewLog:
 def test_numpy_serving_matches_the_torch_module(
     fitted: NeuralRecommender, world: tuple[Interactions, pd.DataFrame, pd.DataFrame], until: int
 ) -> None:
+    _assert_numpy_matches_torch(fitted, world, until)
+
+
+def test_numpy_serving_matches_the_torch_module_without_profiles_and_a_wider_head(
+    world: tuple[Interactions, pd.DataFrame, pd.DataFrame], until: int
+) -> None:
+    events, posts, users = world
+    params = SMALL | {"profile": False, "head_dims": 48, "user_tower": "mean", "max_epochs": 1}
+    model = NeuralRecommender(**params).fit(TrainingData.cut(events, posts, users, until))
+    assert model.serving is not None
+    assert model.serving.weights["head_in.weight"].shape[0] == 48
+    _assert_numpy_matches_torch(model, world, until)
+
+
+def _assert_numpy_matches_torch(
+    fitted: NeuralRecommender, world: tuple[Interactions, pd.DataFrame, pd.DataFrame], until: int
+) -> None:
     events, posts, _ = world
     serving = fitted.serving
     assert serving is not None
@@ -207,3 +224,30 @@ print(len(model.recommend({int(events.user_id[0])}, {until}, 5, history)), "torc
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["5", "False"]
+
+
+@pytest.mark.parametrize("anchors", ["all", "per_hour", "first_in_hour"])
+def test_each_user_hour_weighs_one_when_anchors_are_per_hour(anchors: str) -> None:
+    from recommenders.neural.examples import LikeTable, build_examples
+
+    # user 0 likes at 100 and 4,000; views: three in hour 0 and one in hour 1 (user 0),
+    # one view of user 1 (who likes nothing, so it is no example)
+    likes = LikeTable.build(np.array([0, 0]), np.array([3, 4]), np.array([100, 4_000]))
+    rows, times = np.array([0, 0, 0, 0, 1]), np.array([10, 20, 30, 3_700, 50])
+    ex = build_examples(
+        likes,
+        rows,
+        times,
+        window=HOUR,
+        anchors=anchors,  # type: ignore[arg-type]
+        max_examples=100,
+        rng=np.random.default_rng(0),
+    )
+    cases: dict[str, tuple[list[int], list[float]]] = {
+        "all": ([10, 20, 30, 3_700], [1, 1, 1, 1]),
+        "per_hour": ([10, 20, 30, 3_700], [1 / 3, 1 / 3, 1 / 3, 1]),
+        "first_in_hour": ([10, 3_700], [1, 1]),
+    }
+    times_expected, weights_expected = cases[anchors]
+    assert ex.time.tolist() == times_expected
+    np.testing.assert_allclose(ex.weight, weights_expected, rtol=1e-6)
