@@ -160,11 +160,11 @@ def test_sigterm_under_load_answers_every_request_in_flight_and_writes_every_exp
     assert sum(written for written, _, _ in service.closed_logs()) == len(outcomes)
 
 
-def test_sigkill_during_an_outage_loses_at_most_what_the_workers_held_in_memory(
+def test_sigkill_during_an_outage_loses_only_the_last_linger_of_exposures(
     files: ServiceFiles, proxy: TcpProxy, pg_url: str, tmp_path: Path
 ) -> None:
-    memory_limit = 20
-    settings = {"memory_limit": str(memory_limit), "linger_s": "0.05", "max_backoff_s": "0.2"}
+    # memory could hold every exposure of the run; the writer spills them every linger_s
+    settings = {"memory_limit": "50000", "linger_s": "0.05", "max_backoff_s": "0.2"}
     with serving(files, tmp_path / "killed.log", **settings) as service:
 
         async def kill(stop: asyncio.Event) -> None:
@@ -174,7 +174,7 @@ def test_sigkill_during_an_outage_loses_at_most_what_the_workers_held_in_memory(
         proxy.cut()
         outcomes = load_with(service, files, seconds=10, at=2, fault=kill)
     answered = [o for o in outcomes if o.ok]
-    assert len(answered) > 4 * memory_limit
+    assert len(answered) > 200
     spilled = [p for p in files.spill_dir.iterdir() if p.suffix in (".jsonl", ".replay")]
     assert spilled  # the rest waits on disk for the next start
     proxy.restore()
@@ -182,6 +182,8 @@ def test_sigkill_during_an_outage_loses_at_most_what_the_workers_held_in_memory(
     with serving(files, tmp_path / "restarted.log") as restarted:
         assert restarted.log_count("replaying") >= 1
     lost = len(answered) - stored(pg_url, answered)
-    assert 0 <= lost <= 2 * memory_limit  # two workers' memory, nothing from the spill files
+    print(f"SIGKILL during an outage: {lost} of {len(answered)} answered exposures lost")
+    # about linger_s (0.05 s) of traffic; before, everything since the outage began
+    assert 0 <= lost <= 0.05 * len(answered)
     assert not list(files.spill_dir.glob("*"))
     print(f"SIGKILL during an outage: {len(answered)} answered, {lost} lost")
