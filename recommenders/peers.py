@@ -38,6 +38,19 @@ def ease_weights(user: np.ndarray, post: np.ndarray, n_posts: int, l2: float) ->
     return weights.astype(np.float32)
 
 
+def ease_checkpoints(first: int, until: int, snapshots: int, start: float) -> np.ndarray:
+    """When time-safe EASE snapshots are fitted: ``snapshots`` times evenly spaced from
+    ``start`` of the way between ``first`` and ``until`` to ``until``.
+
+    >>> ease_checkpoints(0, 100, 4, 0.25).tolist()
+    [25, 50, 75, 100]
+    """
+    if snapshots <= 0:
+        return np.zeros(0, np.int64)
+    begin = first + start * (until - first)
+    return np.unique(np.linspace(begin, until, snapshots).round().astype(np.int64))
+
+
 class EASERecommender(Recommender):
     """EASE over likes (see the module docstring); ``l2`` is the paper's lambda."""
 

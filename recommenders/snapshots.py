@@ -25,7 +25,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from feeddata.interactions import Interactions
-from recommenders.peers import ease_weights
+from recommenders.peers import ease_checkpoints, ease_weights
 
 DAY = 86_400
 NUMERIC_USER_COLUMNS = ("gender", "age", "exp_group")
@@ -162,7 +162,9 @@ def build_tables(
         len(vocab["topic"]),
         checkpoints,
     )
-    cf_checkpoints = _cf_checkpoints(checkpoints[0], until, params)
+    cf_checkpoints = ease_checkpoints(
+        int(checkpoints[0]), until, max(params.cf_snapshots, 1), params.cf_start
+    )
     cf_weights = np.stack(
         [_cf_weights(interactions, user_ids, post_ids, c, params) for c in cf_checkpoints]
     )
@@ -260,12 +262,6 @@ def _seen(
         "seen_post": (keys % n_posts).astype(np.uint16 if small else np.int32),
         "seen_from": since.astype(np.uint16),
     }
-
-
-def _cf_checkpoints(start: int, until: int, params: FeatureParams) -> np.ndarray:
-    n = max(params.cf_snapshots, 1)
-    first = start + params.cf_start * (until - start)
-    return np.unique(np.linspace(first, until, n).round().astype(np.int64))
 
 
 def _cf_weights(

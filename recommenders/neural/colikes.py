@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommenders.peers import ease_weights
+from recommenders.peers import ease_checkpoints, ease_weights
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class CoLikes:
         """Snapshots spread over the likes' period up to ``until`` as ``params`` say."""
         if params.neighbours <= 0 or not len(ts):
             return cls.empty(n_posts)
-        times = checkpoints(int(ts.min()), until, params.snapshots, params.start)
+        times = ease_checkpoints(int(ts.min()), until, params.snapshots, params.start)
         return cls.fit(
             row, post, ts, n_posts, times, k=params.neighbours, l2=params.l2, progress=progress
         )
@@ -116,16 +116,3 @@ class CoLikes:
         cells = owner[:, None].astype(np.int64) * n_posts + self.neighbours[snap, liked]
         sums = np.bincount(cells.ravel(), self.weights[snap, liked].ravel(), b * n_posts)
         return sums.reshape(b, n_posts).astype(np.float32)
-
-
-def checkpoints(first: int, until: int, snapshots: int, start: float) -> np.ndarray:
-    """``snapshots`` times from ``start`` of the way between ``first`` and ``until`` to
-    ``until``, evenly spaced.
-
-    >>> checkpoints(0, 100, 4, 0.25).tolist()
-    [25, 50, 75, 100]
-    """
-    if snapshots <= 0:
-        return np.zeros(0, np.int64)
-    begin = first + start * (until - first)
-    return np.unique(np.linspace(begin, until, snapshots).round().astype(np.int64))

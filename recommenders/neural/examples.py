@@ -189,11 +189,12 @@ def batch_arrays(
         drawn = rng.choice(n_posts, negatives, replace=False)
         cand = np.union1d(np.flatnonzero(target.any(0)), drawn)
         seen, liked, target = seen[:, cand], liked[:, cand], target[:, cand]
-    topic_all, text_all = _liked_sums(src, ex.first, ex.now)
-    topic_day, text_day = _liked_sums(src, ex.day, ex.now)
+    liked_all, liked_day = _liked(src, ex.first, ex.now), _liked(src, ex.day, ex.now)
+    topic_all, text_all = _liked_sums(src, b, *liked_all)
+    topic_day, text_day = _liked_sums(src, b, *liked_day)
     snapshot = src.co.at(ex.time)
-    co_all = src.co.scores(snapshot, *_liked(src, ex.first, ex.now))[:, cand]
-    co_day = src.co.scores(snapshot, *_liked(src, ex.day, ex.now))[:, cand]
+    co_all = src.co.scores(snapshot, *liked_all)[:, cand]
+    co_day = src.co.scores(snapshot, *liked_day)[:, cand]
     last = np.maximum(ex.first, ex.now - CO_LAST)
     co_last = src.co.scores(snapshot, *_liked(src, last, ex.now))[:, cand]
     return BatchArrays(
@@ -224,19 +225,19 @@ def batch_arrays(
     )
 
 
-def _liked_sums(src: Sources, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per example: likes per topic (B, T) and the sum of small text vectors (B, k) of the
-    likes at positions [lo, hi)."""
-    b = len(lo)
-    lengths = np.maximum(hi - lo, 0)
-    owner, post = _liked(src, lo, hi)
+def _liked_sums(
+    src: Sources, b: int, owner: np.ndarray, post: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per example: likes per topic (B, T) and the sum of small text vectors (B, k) of its
+    likes (the (example, post) pairs of :func:`_liked`)."""
     topics = np.bincount(
         owner * src.n_topics + src.post_topic[post], minlength=b * src.n_topics
     ).reshape(b, src.n_topics)
     cumulative = np.zeros((len(post) + 1, src.post_text.shape[1]))
     np.cumsum(src.post_text[post], axis=0, out=cumulative[1:])
-    ends = np.cumsum(lengths)
-    return topics, (cumulative[ends] - cumulative[ends - lengths]).astype(np.float32)
+    ends = np.cumsum(np.bincount(owner, minlength=b))  # owner is sorted: each example's run
+    starts = np.concatenate([[0], ends[:-1]])
+    return topics, (cumulative[ends] - cumulative[starts]).astype(np.float32)
 
 
 def _liked(src: Sources, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
