@@ -6,7 +6,9 @@ the evaluation. Its inputs are what serving would know at t (see :mod:`inputs`);
 targets are all the posts u liked in the window. The loss is a softmax over the whole
 catalogue (posts u liked before t masked out, as serving excludes them), averaged over the
 targets: the model learns to rank the catalogue for the next hour, which is the served task.
-The latest ``validation_share`` of examples by time is the early-stopping slice.
+The latest ``validation_share`` of examples by time is the early-stopping slice; with
+``final_pass`` the chosen weights then train once over it, as it is the part of the
+training period closest to the requests the model will serve.
 """
 
 import copy
@@ -14,7 +16,7 @@ import itertools
 import sys
 import time as clock
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -68,6 +70,9 @@ class Schedule:
     """Rounds without a better validation loss before training stops."""
     negatives: int
     seed: int
+    final_pass: bool = False
+    """After early stopping, one more pass over the validation slice (the latest examples),
+    so the kept weights have also learned from them."""
 
 
 def _batches(n: int, schedule: Schedule, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -98,6 +103,15 @@ def fit_network(
     if len(train):
         sample = train.part(np.sort(rng.choice(len(train), min(len(train), 256), replace=False)))
         net.set_scaling([make_batch(src, sample, schedule.negatives, rng)[0]])
+
+    def step(examples: Examples) -> float:
+        batch, liked, target, weight = make_batch(src, examples, schedule.negatives, rng)
+        loss = _loss(net(net.posts(text, topic), batch), liked, target, weight)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return float(loss.item())
+
     per_round = max(1, -(-min(schedule.check_every, len(train)) // schedule.batch_size))
     total = -(-len(train) // schedule.batch_size) * schedule.max_epochs
     stream = _batches(len(train), schedule, rng)
@@ -116,14 +130,7 @@ def fit_network(
             disable=not progress,
             leave=False,
         ):
-            batch, liked, target, weight = make_batch(
-                src, train.part(picked), schedule.negatives, rng
-            )
-            loss = _loss(net(net.posts(text, topic), batch), liked, target, weight)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+            losses.append(step(train.part(picked)))
         done += steps
         record = {
             "round": round_,
@@ -143,7 +150,17 @@ def fit_network(
         elif round_ - best[1] >= schedule.patience:
             break
     net.load_state_dict(best[2])
-    return {"best_round": best[1], "rounds": len(history), "history": history}
+    result: dict[str, Any] = {"best_round": best[1], "rounds": len(history), "history": history}
+    if schedule.final_pass and len(valid):
+        net.train()
+        for picked in _batches(len(valid), replace(schedule, max_epochs=1), rng):
+            step(valid.part(picked))
+        after = evaluate_network(net, text, topic, src, valid, schedule.batch_size)
+        result["after_final_pass"] = after
+        if progress:
+            cells = "  ".join(f"{k} {v:.4f}" for k, v in after.items())
+            print(f"[neural] after a pass over the validation slice: {cells}", file=sys.stderr)
+    return result
 
 
 @torch.no_grad()

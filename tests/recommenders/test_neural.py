@@ -70,6 +70,24 @@ def test_fit_reports_examples_and_the_validation_slice(fitted: NeuralRecommender
     assert {"valid_loss", "valid_hit5", "best_round"} <= set(fitted.meta.metrics)
 
 
+def test_the_final_pass_learns_the_validation_slice(
+    fitted: NeuralRecommender, world: tuple[Interactions, pd.DataFrame, pd.DataFrame], until: int
+) -> None:
+    assert fitted.meta is not None
+    metrics = fitted.meta.metrics
+    assert metrics["valid_loss_after_final_pass"] < metrics["valid_loss"]
+    events, posts, users = world
+    without = NeuralRecommender(**SMALL, final_pass=False)
+    without.fit(TrainingData.cut(events, posts, users, until))
+    assert without.meta is not None
+    assert "valid_loss_after_final_pass" not in without.meta.metrics
+    assert without.meta.metrics["valid_loss"] == metrics["valid_loss"]  # the same best round
+    assert without.serving is not None
+    assert fitted.serving is not None
+    moved = without.serving.weights["head_in.weight"] != fitted.serving.weights["head_in.weight"]
+    assert moved.any()
+
+
 def test_nothing_after_the_request_time_changes_its_scores(
     fitted: NeuralRecommender, world: tuple[Interactions, pd.DataFrame, pd.DataFrame], until: int
 ) -> None:
