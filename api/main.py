@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -66,6 +67,11 @@ def create_app(settings: Settings | None = None, writer: WriterConfig | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Few threads: requests beyond them wait in order instead of taking turns at the GIL
+        # (docs/scaling.md measures the difference)
+        threads = to_thread.current_default_thread_limiter()
+        threads.total_tokens = settings.request_threads
+        service_metrics.watch_threads(threads)
         plan = _experiments(settings)  # a bad file stops the service before anything else
         engine = make_engine(settings.database_url)
         # The writer's own engine: a slow or unreachable database never holds up requests.

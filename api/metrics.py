@@ -1,8 +1,9 @@
 """Prometheus metrics of one service process: recommendation requests and latency per arm,
-and the exposure log's counters, read when scraped."""
+the request threads, and the exposure log's counters, read when scraped."""
 
 from collections.abc import Iterator
 
+from anyio import CapacityLimiter
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -42,12 +43,32 @@ class ServiceMetrics:
     def watch(self, exposure_log: ExposureLog) -> None:
         self.registry.register(_ExposureLogCollector(exposure_log))
 
+    def watch_threads(self, limiter: CapacityLimiter) -> None:
+        self.registry.register(_ThreadsCollector(limiter))
+
     def observe(self, experiment: str | None, arm: str, seconds: float) -> None:
         self.requests.labels(experiment or "", arm).inc()
         self.latency.labels(arm).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ThreadsCollector(Collector):
+    def __init__(self, limiter: CapacityLimiter) -> None:
+        self._limiter = limiter
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "feedlab_request_threads",
+            "Requests this worker computes at once (FEEDLAB_REQUEST_THREADS).",
+            value=self._limiter.total_tokens,
+        )
+        yield GaugeMetricFamily(
+            "feedlab_request_threads_busy",
+            "Threads computing a request now; further requests wait for one.",
+            value=self._limiter.borrowed_tokens,
+        )
 
 
 class _ExposureLogCollector(Collector):

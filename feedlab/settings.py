@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     max_query_bytes: int = Field(default=2048, ge=256)
     """Longer query strings are refused with 422."""
 
+    request_threads: int = Field(default=2, ge=1)
+    """Requests one worker computes at once (its thread pool); more wait their turn."""
+
     # The exposure writer (see experiment.exposure_log.WriterConfig for their meaning).
     exposure_spill_dir: Path | None = None
     exposure_memory_limit: int = 50_000

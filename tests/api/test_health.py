@@ -75,3 +75,16 @@ def test_unexpected_errors_give_a_clean_500_and_a_log_line(
     assert response.status_code == 500
     assert response.json() == {"detail": "internal server error; the service log has the details"}
     assert "unhandled error on GET /user/1/feed" in caplog.text
+
+
+def test_request_threads_come_from_the_settings_and_show_in_metrics(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"request_threads": 3}))) as client:
+        text = client.get("/metrics").text
+    assert "feedlab_request_threads 3.0" in text
+    # /metrics is computed in one of those threads
+    assert "feedlab_request_threads_busy 1.0" in text
+
+
+def test_request_threads_below_one_are_refused() -> None:
+    with pytest.raises(ValueError, match="request_threads"):
+        Settings(request_threads=0)
