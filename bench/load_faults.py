@@ -108,7 +108,8 @@ def run_faults(
             "file. By design a SIGKILLed worker loses what it held in memory and nothing "
             "from its spill file (the next worker to start replays it): with the database "
             "up, the exposures answered since its last batch was stored (linger plus one "
-            "write); during an outage, up to memory_limit.",
+            "write); during an outage, the exposures since the last move to the spill file "
+            "(every linger).",
             f"Database: {describe_database(options.url)}.",
         ],
         data={r.name: {"marks": r.marks, "errors": error_kinds(r.outcomes)} for r in runs},
