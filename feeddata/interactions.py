@@ -68,16 +68,21 @@ class Interactions:
         is_like: ArrayLike,
         target: ArrayLike | None = None,
     ) -> "Interactions":
-        """Build from unsorted arrays; sorts by time, stably."""
-        order = np.argsort(np.asarray(timestamp, dtype=np.int64), kind="stable")
-        tgt = np.zeros(len(order), np.int8) if target is None else np.asarray(target, np.int8)
-        return cls(
-            np.asarray(user_id, np.int64)[order],
-            np.asarray(post_id, np.int64)[order],
-            np.asarray(timestamp, np.int64)[order],
-            np.asarray(is_like, bool)[order],
-            tgt[order],
-        )
+        """Build from unsorted arrays; sorts by time, stably. Arrays already in time order
+        and of the right types are kept, not copied (a service reads millions of likes at
+        start)."""
+        ts = np.asarray(timestamp, dtype=np.int64)
+        columns = [
+            np.asarray(user_id, np.int64),
+            np.asarray(post_id, np.int64),
+            ts,
+            np.asarray(is_like, bool),
+            np.zeros(len(ts), np.int8) if target is None else np.asarray(target, np.int8),
+        ]
+        if len(ts) > 1 and bool(np.any(ts[1:] < ts[:-1])):
+            order = np.argsort(ts, kind="stable")
+            columns = [column[order] for column in columns]
+        return cls(*columns)
 
 
 def read_interactions(
@@ -95,7 +100,12 @@ def read_interactions(
         else:
             columns = _fetch_columns(conn, query, chunk_rows, progress)
     user, post, ts, like, target = columns
-    return Interactions.from_arrays(user, post, ts, like == 1, target)
+    del columns
+    interactions = Interactions.from_arrays(user, post, ts, like == 1, target)
+    del user, post, ts, like, target
+    # the columns Arrow parsed were copied when sorted by time; hand their memory back
+    pa.default_memory_pool().release_unused()
+    return interactions
 
 
 _FEED_COLUMNS = ("user_id", "post_id", "timestamp", "is_like", "target")
@@ -159,7 +169,11 @@ def _copy_columns(
             read_options=pa_csv.ReadOptions(column_names=list(_FEED_COLUMNS)),
             convert_options=pa_csv.ConvertOptions(column_types=types),
         )
-    return [table.column(name).to_numpy() for name in _FEED_COLUMNS]
+    columns = [table.column(name).to_numpy() for name in _FEED_COLUMNS]
+    del table
+    # Arrow's allocator keeps freed blocks for reuse; the feed is read once, at start
+    pa.default_memory_pool().release_unused()
+    return columns
 
 
 def read_posts(bind: Bind) -> pd.DataFrame:

@@ -67,6 +67,20 @@ def test_likes_added_while_serving_count_only_after_their_time() -> None:
             assert got == sorted(everything.post_id[mask].tolist())
 
 
+def test_likes_of_posts_outside_the_catalogue_are_left_out() -> None:
+    likes = _random_likes(300, seed=3)
+    post_ids = np.arange(100, 120)  # half of the liked posts are unknown
+    history = LikeHistory(post_ids, likes, checkpoint=32)
+    known = np.isin(likes.post_id, post_ids)
+    assert history.n_likes == int(known.sum())
+    for time in [0, 4000, 10_000]:
+        expected = _brute_counts(likes, post_ids, time)
+        assert history.like_counts_before(time).tolist() == expected.tolist()
+    for user in (1, 7, 29):
+        in_time_order = likes.post_id[(likes.user_id == user) & known].tolist()
+        assert history.post_ids[history.liked_before(user, 10**9)].tolist() == in_time_order
+
+
 def test_unsorted_catalogue_is_refused() -> None:
     with pytest.raises(ValueError, match="sorted"):
         LikeHistory(np.array([3, 1, 2]), _random_likes(5))
