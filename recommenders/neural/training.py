@@ -6,8 +6,8 @@ the evaluation. Its inputs are what serving would know at t (see :mod:`inputs`);
 targets are all the posts u liked in the window. The loss is a softmax over the whole
 catalogue (posts u liked before t masked out, as serving excludes them), averaged over the
 targets: the model learns to rank the catalogue for the next hour, which is the served task.
-The latest ``validation_share`` of examples by time is the early-stopping slice; with
-``final_pass`` the chosen weights then train once over it, as it is the part of the
+The latest ``validation_share`` of examples by time is the early-stopping slice; the
+chosen weights then train ``final_passes`` times over it, as it is the part of the
 training period closest to the requests the model will serve.
 """
 
@@ -70,9 +70,9 @@ class Schedule:
     """Rounds without a better validation loss before training stops."""
     negatives: int
     seed: int
-    final_pass: bool = False
-    """After early stopping, one more pass over the validation slice (the latest examples),
-    so the kept weights have also learned from them."""
+    final_passes: int = 0
+    """After early stopping, passes over the validation slice (the latest examples), so the
+    kept weights have also learned from them."""
 
 
 def _batches(n: int, schedule: Schedule, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -151,12 +151,14 @@ def fit_network(
             break
     net.load_state_dict(best[2])
     result: dict[str, Any] = {"best_round": best[1], "rounds": len(history), "history": history}
-    if schedule.final_pass and len(valid):
+    if schedule.final_passes > 0 and len(valid):
         net.train()
-        for picked in _batches(len(valid), replace(schedule, max_epochs=1), rng):
+        for picked in _batches(
+            len(valid), replace(schedule, max_epochs=schedule.final_passes), rng
+        ):
             step(valid.part(picked))
         after = evaluate_network(net, text, topic, src, valid, schedule.batch_size)
-        result["after_final_pass"] = after
+        result["after_final_passes"] = after
         if progress:
             cells = "  ".join(f"{k} {v:.4f}" for k, v in after.items())
             print(f"[neural] after a pass over the validation slice: {cells}", file=sys.stderr)

@@ -70,17 +70,17 @@ def test_fit_reports_examples_and_the_validation_slice(fitted: NeuralRecommender
     assert {"valid_loss", "valid_hit5", "best_round"} <= set(fitted.meta.metrics)
 
 
-def test_the_final_pass_learns_the_validation_slice(
+def test_the_final_passes_learn_the_validation_slice(
     fitted: NeuralRecommender, world: tuple[Interactions, pd.DataFrame, pd.DataFrame], until: int
 ) -> None:
     assert fitted.meta is not None
     metrics = fitted.meta.metrics
-    assert metrics["valid_loss_after_final_pass"] < metrics["valid_loss"]
+    assert metrics["valid_loss_after_final_passes"] < metrics["valid_loss"]
     events, posts, users = world
-    without = NeuralRecommender(**SMALL, final_pass=False)
+    without = NeuralRecommender(**SMALL, final_passes=0)
     without.fit(TrainingData.cut(events, posts, users, until))
     assert without.meta is not None
-    assert "valid_loss_after_final_pass" not in without.meta.metrics
+    assert "valid_loss_after_final_passes" not in without.meta.metrics
     assert without.meta.metrics["valid_loss"] == metrics["valid_loss"]  # the same best round
     assert without.serving is not None
     assert fitted.serving is not None
