@@ -16,7 +16,7 @@ import itertools
 import sys
 import time as clock
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -75,11 +75,12 @@ class Schedule:
     kept weights have also learned from them."""
 
 
-def _batches(n: int, schedule: Schedule, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    for _ in range(schedule.max_epochs):
+def _batches(n: int, size: int, epochs: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Example positions in batches of ``size``, shuffled anew for each of ``epochs``."""
+    for _ in range(epochs):
         order = rng.permutation(n)
-        for lo in range(0, n, schedule.batch_size):
-            yield np.sort(order[lo : lo + schedule.batch_size])
+        for lo in range(0, n, size):
+            yield np.sort(order[lo : lo + size])
 
 
 def fit_network(
@@ -114,7 +115,7 @@ def fit_network(
 
     per_round = max(1, -(-min(schedule.check_every, len(train)) // schedule.batch_size))
     total = -(-len(train) // schedule.batch_size) * schedule.max_epochs
-    stream = _batches(len(train), schedule, rng)
+    stream = _batches(len(train), schedule.batch_size, schedule.max_epochs, rng)
     best: tuple[float, int, dict[str, torch.Tensor]] = (np.inf, 0, copy.deepcopy(net.state_dict()))
     history: list[dict[str, float]] = []
     done = 0
@@ -153,15 +154,16 @@ def fit_network(
     result: dict[str, Any] = {"best_round": best[1], "rounds": len(history), "history": history}
     if schedule.final_passes > 0 and len(valid):
         net.train()
-        for picked in _batches(
-            len(valid), replace(schedule, max_epochs=schedule.final_passes), rng
-        ):
+        for picked in _batches(len(valid), schedule.batch_size, schedule.final_passes, rng):
             step(valid.part(picked))
         after = evaluate_network(net, text, topic, src, valid, schedule.batch_size)
         result["after_final_passes"] = after
         if progress:
             cells = "  ".join(f"{k} {v:.4f}" for k, v in after.items())
-            print(f"[neural] after a pass over the validation slice: {cells}", file=sys.stderr)
+            print(
+                f"[neural] after {schedule.final_passes} final pass(es): {cells}",
+                file=sys.stderr,
+            )
     return result
 
 
