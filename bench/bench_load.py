@@ -6,7 +6,9 @@ running and every response logged as an exposure.
 seconds, random users at random times inside the experiment, limit=5; throughput,
 latency percentiles and errors per arm, each worker's memory sampled every second, and the
 exposures stored against the responses received (after a graceful shutdown). Then the
-knee: short runs at increasing concurrency, and the first at which p99 doubles.
+knee: short runs at increasing concurrency, and the first at which p99 doubles. Last, the
+open loop: the same clients sending requests at fixed mean rates (Poisson arrivals), the
+latency a service level objective states ("p99 under X ms at Y requests/s").
 
 ``python -m bench.bench_load --faults``: the same load through three faults, each on a
 fresh server: PostgreSQL stopped and started again mid-run (no failed response, every
@@ -60,6 +62,7 @@ from feeddata.schema import feed_data, user_data
 from recommenders.base import META_FILE
 
 WARMUP_S = 5.0
+TARGET_P99_MS = 50
 COMMAND = "python -m bench.bench_load"
 
 
@@ -73,6 +76,9 @@ class Options:
     clients: int
     knee: list[int]
     knee_seconds: float
+    rates: list[float]
+    """Open-loop rates (requests/s in all), run after the knee."""
+    rate_seconds: float
     workers: int
     faults: list[str]
     """Fault scenarios to run instead of the load (empty: the load and its knee)."""
@@ -152,11 +158,13 @@ class LoadRuns:
     memory: dict[int, list[tuple[float, float]]]
     """Per worker: (RSS, anonymous RSS) in MB, one sample a second."""
     knee: dict[int, Run]
+    open: dict[float, Run]
+    """Open-loop runs by rate (requests/s)."""
     client_cpu: float
     """CPU seconds the clients (this process) used during the main run."""
 
     def answered_ids(self) -> list[str]:
-        runs = [self.warmup, self.main, *self.knee.values()]
+        runs = [self.warmup, self.main, *self.knee.values(), *self.open.values()]
         return [request_id for run in runs for request_id in run.answered_ids()]
 
 
@@ -173,6 +181,8 @@ def run_load(options: Options, plan: RequestPlan, files: ServiceFiles, log: Path
     remove_exposures(options.url)
     _save_load(options, runs, counted, startup, code, service)
     _save_knee(options, runs.knee)
+    if runs.open:
+        _save_open(options, runs.open)
 
 
 async def _load(options: Options, plan: RequestPlan, service: Service) -> LoadRuns:
@@ -195,7 +205,19 @@ async def _load(options: Options, plan: RequestPlan, service: Service) -> LoadRu
         knee[clients] = await drive(
             url, plan, clients=clients, seconds=options.knee_seconds, ramp=RAMP_S, seed=clients
         )
-    return LoadRuns(warmup, main, memory, knee, client_cpu)
+    opened = {}
+    for rate in options.rates:
+        print(f"open loop: {rate:g} requests/s for {options.rate_seconds:.0f} s")
+        opened[rate] = await drive(
+            url,
+            plan,
+            clients=options.clients,
+            seconds=options.rate_seconds,
+            ramp=RAMP_S,
+            seed=int(rate) + 1000,
+            rate=rate,
+        )
+    return LoadRuns(warmup, main, memory, knee, opened, client_cpu)
 
 
 async def _sample_memory(
@@ -292,6 +314,37 @@ def _save_knee(options: Options, knee: dict[int, Run]) -> None:
     ).save()
 
 
+def _save_open(options: Options, runs: dict[float, Run]) -> None:
+    rows, within = [], []
+    for rate, run in runs.items():
+        outcomes = run.measured()
+        summary = summarize(f"{rate:g}", outcomes, span(outcomes))
+        rows.append(summary.row())
+        if summary.errors == 0 and summary.p99 < TARGET_P99_MS:
+            within.append(rate)
+    best = (
+        f"the highest rate with no errors and p99 under {TARGET_P99_MS} ms: {max(within):g}/s"
+        if within
+        else f"no rate tried kept p99 under {TARGET_P99_MS} ms"
+    )
+    Result(
+        name="load_open",
+        title=f"Open loop: requests at fixed rates over {options.clients} connections, "
+        f"`feedlab serve --workers {options.workers}`, both models, logging on",
+        command=f"{COMMAND}  (bench/bench_load.py)",
+        columns=["offered/s", *SUMMARY_COLUMNS[1:]],
+        rows=rows,
+        notes=[
+            f"{options.rate_seconds:.0f} s per rate on the same server after the knee: "
+            "Poisson arrivals shared out over the connections, each latency counted from "
+            "when its request was due (a request that waited for its connection's previous "
+            f"answer is charged the wait); {best}.",
+            "Unlike the closed loop, the offered rate does not fall when the server slows: "
+            "this is the latency that users arriving at that rate would see.",
+        ],
+    ).save()
+
+
 # --- command line ---------------------------------------------------------------------------
 
 
@@ -303,6 +356,10 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--clients", type=int, default=64, help="concurrent clients")
     parser.add_argument("--knee", default="1,2,4,8,16,32,64,128", help="client counts")
     parser.add_argument("--knee-seconds", type=float, default=10)
+    parser.add_argument(
+        "--rates", default="100,200,250,300", help="open-loop requests/s (empty: none)"
+    )
+    parser.add_argument("--rate-seconds", type=float, default=20)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--faults",
@@ -322,10 +379,16 @@ def parse(argv: list[str]) -> Options:
         parser.error(f"--knee: comma-separated client counts, got {args.knee!r}")
     if min(knee) < 1 or args.clients < 1:
         parser.error("--clients and --knee need at least 1 client")
+    try:
+        rates = sorted({float(r) for r in args.rates.split(",") if r.strip()})
+    except ValueError:
+        parser.error(f"--rates: comma-separated requests per second, got {args.rates!r}")
+    if rates and min(rates) <= 0:
+        parser.error("--rates must be positive")
     faults = [f for f in args.faults.split(",") if f]
     if unknown := sorted(set(faults) - set(FAULTS)):
         parser.error(f"--faults: unknown {unknown}; choose from {','.join(FAULTS)}")
-    return Options(**(vars(args) | {"knee": knee, "faults": faults}))
+    return Options(**(vars(args) | {"knee": knee, "faults": faults, "rates": rates}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Concurrent feed clients for the load benchmark: N asyncio tasks, each sending keep-alive
-`GET /post/recommendations/` requests one after the other (a closed loop: a client asks
-again as soon as it is answered), for random users at random times inside the experiment.
+`GET /post/recommendations/` requests for random users at random times inside the
+experiment. In a closed loop a client asks again as soon as it is answered; in an open loop
+requests arrive at a fixed mean rate (Poisson, shared out over the clients) whatever the
+server's pace, and each latency counts from when its request was due, so a request that
+waited for its client's previous answer is charged the wait (no coordinated omission).
 
 The clients speak HTTP/1.1 over asyncio streams themselves (:class:`Connection`): they run
 on the same two cores as the server, and httpx spent about 3.9 ms of CPU per request there,
@@ -81,10 +84,12 @@ async def drive(
     ramp: float = 0.0,
     stop: asyncio.Event | None = None,
     seed: int = 0,
+    rate: float | None = None,
 ) -> Run:
     """``clients`` concurrent clients, started one after the other over ``ramp`` seconds,
     then all of them for ``seconds`` (or until ``stop`` is set: each client finishes the
-    request it is waiting for, then quits).
+    request it is waiting for, then quits). Closed loop, or with ``rate`` an open loop of
+    that many requests per second in all.
 
     The ramp spreads the connections over the server's workers: they share one listening
     socket, and a worker that wakes up to many waiting connections accepts them all."""
@@ -99,11 +104,19 @@ async def drive(
     async def client(delay: float) -> None:
         await asyncio.sleep(delay)
         connection = Connection(host, port)
+        due = time.perf_counter()
         try:
-            while not stop.is_set() and time.perf_counter() < deadline:
+            while not stop.is_set():
+                if rate is not None:
+                    due += rng.exponential(clients / rate)
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                # the open loop sends every request due before the deadline, however late
+                if stop.is_set() or (due if rate is not None else time.perf_counter()) >= deadline:
+                    break
                 user = int(plan.users[rng.integers(len(plan.users))])
                 at = int(rng.integers(plan.start, plan.end))
-                outcomes.append(await _request(connection, user, at, plan))
+                since = due if rate is not None else None
+                outcomes.append(await _request(connection, user, at, plan, since))
         finally:
             connection.close()
 
@@ -147,10 +160,13 @@ class Connection:
             self._streams = None
 
 
-async def _request(connection: Connection, user: int, at: int, plan: RequestPlan) -> Outcome:
+async def _request(
+    connection: Connection, user: int, at: int, plan: RequestPlan, due: float | None = None
+) -> Outcome:
+    """One request; its latency counts from ``due`` when given (else from now)."""
     iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
     target = f"/post/recommendations/?id={user}&time={iso}&limit={plan.limit}"
-    started = time.perf_counter()
+    started = time.perf_counter() if due is None else due
     try:
         status, headers, raw = await connection.get(target)
     except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
