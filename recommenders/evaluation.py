@@ -8,6 +8,11 @@
 - At request time a recommender sees the likes before ``t`` only (:class:`LikeHistory`
   answers nothing else), including likes between T and t, as a live service would.
 - The ceiling is the share of requests followed by any like within the window.
+- Every recommender is compared with the reference (the first listed, unless named) on the
+  same requests (:class:`PairedComparison`): the difference of hitrates with its 95%
+  interval, the requests only one of the two hit, and the exact McNemar test on those. On
+  a few hundred requests (ml-100k's 0.8 split leaves 775) the interval is several points
+  wide, wider than the gaps between seeds of one model.
 """
 
 import time as clock
@@ -17,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 from tqdm import tqdm
 
 from feeddata.interactions import Interactions
@@ -48,6 +54,48 @@ class RecommenderScore:
 
 
 @dataclass(frozen=True)
+class PairedComparison:
+    """A recommender against the reference on the same requests."""
+
+    reference: str
+    difference: float
+    """Its hitrate minus the reference's."""
+    ci95: tuple[float, float]
+    """95% interval of the difference (normal, from the per-request paired differences)."""
+    only_this: int
+    """Requests this recommender hit and the reference missed..."""
+    only_reference: int
+    """...and the other way round."""
+    p_value: float
+    """Exact McNemar: how likely a split of the discordant requests at least this uneven is
+    if either was equally likely to hit them (two-sided)."""
+
+
+def compare_paired(
+    hits: np.ndarray, reference_hits: np.ndarray, reference: str
+) -> PairedComparison:
+    """``hits`` against ``reference_hits`` (booleans, one per request, same requests).
+
+    >>> c = compare_paired(np.array([1, 1, 1, 0] * 25), np.array([1, 0, 0, 0] * 25), "popular")
+    >>> c.difference, c.only_this, c.only_reference, c.p_value < 1e-10
+    (0.5, 50, 0, True)
+    """
+    a, b = np.asarray(hits, bool), np.asarray(reference_hits, bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"need two equal-length vectors of hits, got {a.shape} and {b.shape}")
+    diff = a.astype(float) - b
+    n = len(diff)
+    mean = float(diff.mean()) if n else 0.0
+    half = 1.96 * float(diff.std(ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
+    only_this, only_reference = int((a & ~b).sum()), int((~a & b).sum())
+    discordant = only_this + only_reference
+    p = stats.binomtest(only_this, discordant).pvalue if discordant else 1.0
+    return PairedComparison(
+        reference, mean, (mean - half, mean + half), only_this, only_reference, float(p)
+    )
+
+
+@dataclass(frozen=True)
 class EvaluationReport:
     k: int
     window_s: int
@@ -55,6 +103,8 @@ class EvaluationReport:
     requests: int
     ceiling: float
     recommenders: dict[str, RecommenderScore]
+    comparisons: dict[str, PairedComparison]
+    """Every recommender but the reference against it, by name."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,8 +161,14 @@ def evaluate(
     max_requests: int = 10_000,
     seed: int = 0,
     progress: bool = True,
+    reference: str | None = None,
 ) -> EvaluationReport:
-    """Fit each recommender on events before ``split_time`` and score hitrate@k."""
+    """Fit each recommender on events before ``split_time``, score hitrate@k, and compare
+    each with ``reference`` (default: the first) on the same requests."""
+    if reference is None and recommenders:
+        reference = next(iter(recommenders))
+    if reference is not None and reference not in recommenders:
+        raise ValueError(f"the reference {reference!r} is not among {sorted(recommenders)}")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if window < 0:
@@ -128,13 +184,19 @@ def evaluate(
     ceiling = float(np.mean([len(x) > 0 for x in liked_after]))
     training = TrainingData.cut(interactions, posts, users, split_time)
     scores: dict[str, RecommenderScore] = {}
+    hits: dict[str, np.ndarray] = {}
     for name, recommender in recommenders.items():
         started = clock.perf_counter()
         recommender.fit(training)
         fit_s = clock.perf_counter() - started
-        scores[name] = _score(name, recommender, requests, liked_after, history, k, progress)
-        scores[name] = RecommenderScore(**{**asdict(scores[name]), "fit_s": round(fit_s, 3)})
-    return EvaluationReport(k, window, split_time, len(requests), ceiling, scores)
+        score, hits[name] = _score(name, recommender, requests, liked_after, history, k, progress)
+        scores[name] = RecommenderScore(**{**asdict(score), "fit_s": round(fit_s, 3)})
+    comparisons = {
+        name: compare_paired(hit, hits[reference], reference)
+        for name, hit in hits.items()
+        if reference is not None and name != reference
+    }
+    return EvaluationReport(k, window, split_time, len(requests), ceiling, scores, comparisons)
 
 
 def _score(
@@ -145,21 +207,25 @@ def _score(
     history: LikeHistory,
     k: int,
     progress: bool,
-) -> RecommenderScore:
-    hits = 0
+) -> tuple[RecommenderScore, np.ndarray]:
+    """The score, and whether each request was a hit."""
+    hit = np.zeros(len(requests), bool)
     shown: set[int] = set()
     started = clock.perf_counter()
     pairs = zip(requests.user_id, requests.time, liked_after, strict=True)
     with one_blas_thread():  # timed as the service runs it
-        for user, at, future in tqdm(pairs, total=len(requests), desc=name, disable=not progress):
+        for i, (user, at, future) in enumerate(
+            tqdm(pairs, total=len(requests), desc=name, disable=not progress)
+        ):
             recommended = history.post_index(recommender.recommend(int(user), int(at), k, history))
             shown.update(recommended.tolist())
-            hits += bool(np.intersect1d(recommended, future).size)
+            hit[i] = bool(np.intersect1d(recommended, future).size)
     elapsed = clock.perf_counter() - started
-    return RecommenderScore(
-        hitrate=hits / len(requests),
-        hits=hits,
+    score = RecommenderScore(
+        hitrate=float(hit.mean()),
+        hits=int(hit.sum()),
         coverage=len(shown) / max(history.n_posts, 1),
         ms_per_request=1000 * elapsed / len(requests),
         fit_s=0.0,
     )
+    return score, hit

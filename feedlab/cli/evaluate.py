@@ -26,7 +26,11 @@ def evaluate(
         3600, "--window", min=0, help="Seconds after a request a like counts."
     ),
     requests: int = typer.Option(10_000, "--requests", min=1, help="At most this many requests."),
-    recommenders: str = typer.Option("popular,random", "--recommenders", help="Comma-separated."),
+    recommenders: str = typer.Option(
+        "popular,random",
+        "--recommenders",
+        help="Comma-separated; the others are compared with the first on the same requests.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the request sample."),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the report here."),
 ) -> None:
@@ -81,4 +85,10 @@ def format_report(report: EvaluationReport) -> str:
             f"{score.ms_per_request:>8.3f} {score.fit_s:>8.2f}"
         )
     lines.append(f"{'ceiling':<12} {report.ceiling:>10.4f}")
+    for name, c in report.comparisons.items():
+        lines.append(
+            f"{name} vs {c.reference}: {c.difference:+.4f} "
+            f"(95% CI {c.ci95[0]:+.4f} to {c.ci95[1]:+.4f}); hit by {name} only "
+            f"{c.only_this}, by {c.reference} only {c.only_reference}; McNemar p {c.p_value:.3g}"
+        )
     return "\n".join(lines)

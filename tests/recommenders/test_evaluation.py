@@ -6,7 +6,12 @@ import pytest
 
 from feeddata.interactions import Interactions
 from recommenders.baselines import PopularityRecommender, RandomRecommender
-from recommenders.evaluation import evaluate, sample_requests, split_time_at_quantile
+from recommenders.evaluation import (
+    compare_paired,
+    evaluate,
+    sample_requests,
+    split_time_at_quantile,
+)
 
 
 def _movielens(directory: Path) -> tuple[Interactions, pd.DataFrame, pd.DataFrame]:
@@ -40,6 +45,33 @@ def test_movielens_protocol_matches_the_independent_computation(movielens_dir: P
     assert report.recommenders["popular"].hitrate == pytest.approx(0.29, abs=0.01)
     assert report.recommenders["random"].hitrate < 0.1
     assert report.ceiling == pytest.approx(0.85, abs=0.01)
+    # random against popular (the first listed), on the same 775 requests
+    versus = report.comparisons["random"]
+    assert set(report.comparisons) == {"random"}
+    assert versus.reference == "popular"
+    hits = {name: score.hits for name, score in report.recommenders.items()}
+    assert versus.only_this - versus.only_reference == hits["random"] - hits["popular"]
+    assert versus.difference == pytest.approx((hits["random"] - hits["popular"]) / 775)
+    assert versus.ci95[0] < versus.difference < versus.ci95[1] < 0
+    assert versus.p_value < 1e-6
+
+
+def test_a_paired_comparison_counts_the_requests_only_one_hit() -> None:
+    # 10 requests only the first hit, 2 only the reference, 88 both or neither
+    hits = np.r_[np.ones(10), np.zeros(2), np.ones(30), np.zeros(58)].astype(bool)
+    reference = np.r_[np.zeros(10), np.ones(2), np.ones(30), np.zeros(58)].astype(bool)
+    c = compare_paired(hits, reference, "catboost")
+    assert (c.only_this, c.only_reference) == (10, 2)
+    assert c.difference == pytest.approx(0.08)
+    # two-sided exact binomial on 12 discordant requests: 2 * P(X <= 2) = 2 * 79 / 4096
+    assert c.p_value == pytest.approx(2 * 79 / 4096)
+    d = hits.astype(float) - reference
+    half = 1.96 * d.std(ddof=1) / 10
+    assert c.ci95 == pytest.approx((0.08 - half, 0.08 + half))
+    same = compare_paired(reference, reference, "catboost")
+    assert (same.difference, same.p_value, same.only_this) == (0.0, 1.0, 0)
+    with pytest.raises(ValueError, match="equal-length"):
+        compare_paired(hits, reference[:5], "catboost")
 
 
 def test_hits_are_likes_of_shown_posts_within_the_window() -> None:
@@ -90,3 +122,12 @@ def test_bad_arguments_name_the_problem() -> None:
         split_time_at_quantile(events, 1.5)
     with pytest.raises(ValueError, match="no view events"):
         evaluate(events, pd.DataFrame(index=[1]), pd.DataFrame(), {}, split_time=100)
+    with pytest.raises(ValueError, match="reference 'catboost' is not among"):
+        evaluate(
+            events,
+            pd.DataFrame(index=[1]),
+            pd.DataFrame(),
+            {"popular": PopularityRecommender()},
+            split_time=0,
+            reference="catboost",
+        )
