@@ -57,8 +57,8 @@ after the final pass, weighting examples by recency (half-life 30 or 60 days) 0.
 0.4052 0.4181. After it: lowering the learning rate of the final passes to 0.3x 0.4039; a
 seed ensemble (the mean score of networks trained from seeds s, s + 1, ... on the same
 examples) of two networks 0.4310 0.4232 0.4116, of three 0.4271 0.4155 0.4116 (synthetic,
-seeds 0-2: 0.1884): the mean over seeds hardly moved (0.422 and 0.418 against 0.419) for
-two or three times the training. The validation slice is the latest 20% of the training
+three: 0.1884 against one's 0.1867): the mean over seeds hardly moved (0.422 and 0.418
+against 0.419) for two or three times the training. The validation slice is the latest 20% of the training
 period, the part most like the requests that follow it: training on it once the round is
 chosen lifted all three seeds, a second pass a little more, a third no further.
 
