@@ -49,19 +49,19 @@ three passes                                      0.4090 0.4361 0.4103
 Tried on the default before the final pass and dropped (ml-100k, seed 0 unless three
 numbers): profile and hour-of-day embeddings in the feature head's hidden layer 0.3677
 (it overfitted by the second round); two hidden layers in the head 0.3910 (with 64 units
-and the context, 0.3910); learning rate 1e-3 0.3987; 100 history likes 0.4039; 8 co-
-likes snapshots from 10% 0.4052; co-likes l2 500 0.4077; dims 128 0.3897; validating and
-keeping an exponential moving average of the weights (decay 0.99 per step) 0.3897 0.3910
-0.4065; after the final pass, weighting examples by recency (half-life 30 or 60 days)
-0.4052 or 0.4129 (seed 0), 0.4168 or 0.4142 (seed 1), and validating on the latest 10%
-0.4103 0.4052 0.4181. After it: lowering the learning rate of the final passes to 0.3x
-0.4039; a seed ensemble (the mean score of networks trained from seeds s, s + 1, ... on
-the same examples) of two networks 0.4310 0.4232 0.4116, of three 0.4271 0.4155 0.4116
-(synthetic, three: 0.1884 against one's 0.1867): the mean over seeds hardly moved (0.422
-and 0.418 against 0.419) for two or three times the training. The validation slice is
-the latest 20% of the training period, the part most like the requests that follow it:
-training on it once the round is chosen lifted all three seeds, a second pass a little
-more, a third no further.
+and the context, 0.3910); learning rate 1e-3 0.3987; 100 history likes 0.4039; 8
+co-likes snapshots from 10% 0.4052; co-likes l2 500 0.4077; dims 128 0.3897; validating
+and keeping an exponential moving average of the weights (decay 0.99 per step) 0.3897
+0.3910 0.4065; after the final pass, weighting examples by recency (half-life 30 or 60
+days) 0.4052 or 0.4129 (seed 0), 0.4168 or 0.4142 (seed 1), and validating on the latest
+10% 0.4103 0.4052 0.4181. After it: lowering the learning rate of the final passes to
+0.3x 0.4039; a seed ensemble (the mean score of networks trained from seeds s, s + 1,
+... on the same examples) of two networks 0.4310 0.4232 0.4116, of three 0.4271 0.4155
+0.4116 (synthetic, three: 0.1884 against one's 0.1867): the mean over seeds hardly moved
+(0.422 and 0.418 against 0.419) for two or three times the training. The validation
+slice is the latest 20% of the training period, the part most like the requests that
+follow it: training on it once the round is chosen lifted all three seeds, a second pass
+a little more, a third no further.
 
 Co-likes gave the model the item-item signal the control reads; anchors that match the
 protocol's requests (the first view of a session) helped the towers most. Profiles and a
