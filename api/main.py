@@ -5,6 +5,7 @@ Run with ``feedlab serve``, or ``uvicorn api.main:create_app --factory`` (settin
 """
 
 import ctypes
+import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, writer: WriterConfig | None = N
             service_metrics.watch(exposure_log)
             app.state.service = state
             app.state.metrics = service_metrics
+            _freeze_startup_objects()
             yield
         finally:
             if exposure_log is not None:
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None, writer: WriterConfig | None = N
                 )
             writer_engine.dispose()
             engine.dispose()
+            gc.unfreeze()
 
     app = FastAPI(
         title="feedlab",
@@ -259,3 +262,17 @@ def _limit_malloc_arenas() -> bool:
         return bool(libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS))
     except (OSError, AttributeError):
         return False
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything loaded at start (catalogue, bundles, experiment plan: about 220,000
+    tracked objects at course scale) out of the garbage collector's reach.
+
+    They live as long as the worker, yet every full collection walked them: 150-200 ms
+    with the worker's requests waiting, whenever the objects requests leave behind set one
+    off. Frozen, a full collection walks only what was made since (under 1 ms). In the
+    load benchmark's open loop at course scale, p99 went from 79 to 63 ms at 100 requests
+    a second and from 354 to 227 ms at 200 (one run each, same machine and bundles).
+    """
+    gc.collect()
+    gc.freeze()

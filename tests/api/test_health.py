@@ -1,5 +1,6 @@
 """/health, the model bundle the service loads, and the last-resort error handler."""
 
+import gc
 import logging
 from pathlib import Path
 
@@ -26,6 +27,17 @@ def test_health(client: TestClient) -> None:
     assert recommender["arm"] == "control"
     assert recommender["name"] == "popular"
     assert recommender["version"].startswith("popular-")
+
+
+def test_the_loaded_state_is_frozen_out_of_the_garbage_collector(settings: Settings) -> None:
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").status_code == 200
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000  # the state, the bundles, the app: full collections skip them
+        gc.collect()
+        assert gc.get_freeze_count() == frozen
+    assert gc.get_freeze_count() == 0  # given back when the app stops
 
 
 def test_health_says_when_the_database_is_unreachable(client: TestClient) -> None:
