@@ -17,7 +17,7 @@
 
 import time as clock
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -190,7 +190,7 @@ def evaluate(
         recommender.fit(training)
         fit_s = clock.perf_counter() - started
         score, hits[name] = _score(name, recommender, requests, liked_after, history, k, progress)
-        scores[name] = RecommenderScore(**{**asdict(score), "fit_s": round(fit_s, 3)})
+        scores[name] = replace(score, fit_s=round(fit_s, 3))
     comparisons = {
         name: compare_paired(hit, hits[reference], reference)
         for name, hit in hits.items()
