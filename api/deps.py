@@ -1,4 +1,9 @@
-"""Dependencies of the routes, as ``Annotated`` aliases."""
+"""Dependencies of the routes, as ``Annotated`` aliases.
+
+Those that only read what the app holds are ``async``: FastAPI runs a plain ``def``
+dependency in the request thread pool, a hand-over between threads that waits for the GIL
+and for a free pool thread (docs/scaling.md). Only :func:`get_conn`, which waits on the
+database, runs there."""
 
 import hmac
 from collections.abc import Iterator
@@ -11,10 +16,10 @@ from sqlalchemy import Connection
 from api.metrics import ServiceMetrics
 from api.request_log import new_request_id
 from api.state import ServiceState
-from feedlab.settings import Settings, get_settings
+from feedlab.settings import Settings
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.service
     return state
 
@@ -24,12 +29,20 @@ def get_conn(state: Annotated[ServiceState, Depends(get_state)]) -> Iterator[Con
         yield conn
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the app was created with (:func:`api.main.create_app`). Read from the
+    app rather than set with ``dependency_overrides``: while any override is set, FastAPI
+    rebuilds every dependency's signature on every request (5% of a worker's time)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 StateDep = Annotated[ServiceState, Depends(get_state)]
 ConnDep = Annotated[Connection, Depends(get_conn)]
 
 
-def get_metrics(request: Request) -> ServiceMetrics:
+async def get_metrics(request: Request) -> ServiceMetrics:
     metrics: ServiceMetrics = request.app.state.metrics
     return metrics
 
@@ -37,7 +50,7 @@ def get_metrics(request: Request) -> ServiceMetrics:
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 
 
-def get_request_id(request: Request) -> str:
+async def get_request_id(request: Request) -> str:
     """The id :class:`~api.request_log.RequestIdMiddleware` gave this request."""
     request_id = getattr(request.state, "request_id", None)
     return request_id if isinstance(request_id, str) else new_request_id()
@@ -51,7 +64,7 @@ _bearer = HTTPBearer(
 )
 
 
-def require_admin(
+async def require_admin(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

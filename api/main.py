@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None, writer: WriterConfig | None = N
         # Any route: a body over the limit is 413, a bad or too long query string 422.
         responses={**error_responses(413), 422: {"model": ValidationErrors}},
     )
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
     # recommendations first: /post/recommendations must not reach /post/{post_id}
     for module in (recommendations, users, posts, actions, health, metrics):
         app.include_router(module.router)

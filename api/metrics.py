@@ -61,12 +61,13 @@ class _ThreadsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "feedlab_request_threads",
-            "Requests this worker computes at once (FEEDLAB_REQUEST_THREADS).",
+            "Threads of this worker's request pool, for the endpoints that wait on the database "
+            "(FEEDLAB_REQUEST_THREADS).",
             value=self._limiter.total_tokens,
         )
         yield GaugeMetricFamily(
             "feedlab_request_threads_busy",
-            "Threads computing a request now; further requests wait for one.",
+            "Pool threads serving a request now; further pool requests wait for one.",
             value=self._limiter.borrowed_tokens,
         )
 

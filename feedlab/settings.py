@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     """Longer query strings are refused with 422."""
 
     request_threads: int = Field(default=2, ge=1)
-    """Requests one worker computes at once (its thread pool); more wait their turn."""
+    """Threads of a worker's request pool: the endpoints that wait on the database (feed
+    actions, profiles, posts, readiness, reports) run there, at most this many at once;
+    more wait their turn. Recommendations are computed on the event loop, outside it."""
 
     # The exposure writer (see experiment.exposure_log.WriterConfig for their meaning).
     exposure_spill_dir: Path | None = None

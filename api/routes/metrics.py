@@ -9,5 +9,6 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(service_metrics: MetricsDep) -> Response:
+async def metrics(service_metrics: MetricsDep) -> Response:
+    # on the event loop: a scrape still answers while every request thread is busy
     return Response(service_metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,5 +1,10 @@
 """``/post/recommendations/``: the posts to show a user now, from memory only, from the
-user's experiment arm; every response is logged as an exposure."""
+user's experiment arm; every response is logged as an exposure.
+
+The route is ``async``: a recommendation is a few milliseconds of CPU that never waits
+(it reads memory and hands its exposure to a queue), so it is computed on the event loop.
+In the request thread pool it cost hand-overs between threads, each waiting for the GIL,
+and queued behind requests that wait on the database (docs/scaling.md measures both)."""
 
 import math
 from time import perf_counter
@@ -18,7 +23,7 @@ router = APIRouter(tags=["recommendations"])
 # otherwise reach that route and fail as a non-integer id.
 @router.get("/post/recommendations/", response_model=Recommendations, responses=NOT_FOUND)
 @router.get("/post/recommendations", response_model=Recommendations, include_in_schema=False)
-def recommend(
+async def recommend(
     state: StateDep,
     metrics: MetricsDep,
     response: Response,
