@@ -178,6 +178,11 @@ class NeuralParams(BaseModel):
     negatives: int = 0
     """Posts drawn per batch for a sampled softmax; 0 scores the whole catalogue."""
     max_epochs: int = 20
+    max_train_s: float | None = Field(default=None, gt=0)
+    """A time budget for the fit, counted from its start (text embeddings included): no
+    round starts that the last round's duration says would end after it. None: no budget.
+    The rounds run are then the machine's speed's choice, not only the seed's; the bundle's
+    ``stopped_by_time_budget`` metric says whether it cut the training short."""
     final_passes: int = Field(default=2, ge=0)
     """After early stopping, passes over the validation slice: the latest examples, which
     the served weights should know (the table in the module docstring)."""
@@ -273,6 +278,7 @@ class NeuralRecommender(Recommender):
                 prep.valid,
                 self._schedule(),
                 progress=self.progress,
+                deadline=None if cfg.max_train_s is None else started + cfg.max_train_s,
             )
             weights = export(net)
         self.serving = Serving(
@@ -295,6 +301,7 @@ class NeuralRecommender(Recommender):
             "fit_s": round(clock.perf_counter() - started, 2),
             "best_round": float(result["best_round"]),
             "rounds": float(result["rounds"]),
+            "stopped_by_time_budget": float(result["stopped_by_time_budget"]),
             "best_epoch": round(float(best.get("epoch", 0.0)), 3),
             **{k: round(float(v), 5) for k, v in best.items() if k.startswith("valid")},
             **{

@@ -93,10 +93,12 @@ def fit_network(
     schedule: Schedule,
     *,
     progress: bool,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """AdamW on the training examples with a validation pass every ``check_every`` examples;
     keeps the weights of the best validation hit@5 and stops after ``patience`` rounds
-    without improvement (or after ``max_epochs`` passes)."""
+    without improvement (or after ``max_epochs`` passes), or before a round that would end
+    after ``deadline`` (a ``time.perf_counter()`` value) if it took as long as the last."""
     rng = np.random.default_rng(schedule.seed)
     optimizer = torch.optim.AdamW(
         net.parameters(), lr=schedule.learning_rate, weight_decay=schedule.weight_decay
@@ -118,9 +120,14 @@ def fit_network(
     stream = _batches(len(train), schedule.batch_size, schedule.max_epochs, rng)
     best: tuple[float, int, dict[str, torch.Tensor]] = (np.inf, 0, copy.deepcopy(net.state_dict()))
     history: list[dict[str, float]] = []
-    done = 0
+    done, out_of_time = 0, False
     for round_ in range(1, -(-total // per_round) + 1):
         started = clock.perf_counter()
+        if deadline is not None and history and started + history[-1]["seconds"] > deadline:
+            out_of_time = True
+            if progress:
+                print(f"[neural] time budget: no round {round_}", file=sys.stderr, flush=True)
+            break
         net.train()
         losses = []
         steps = min(per_round, total - done)
@@ -151,7 +158,12 @@ def fit_network(
         elif round_ - best[1] >= schedule.patience:
             break
     net.load_state_dict(best[2])
-    result: dict[str, Any] = {"best_round": best[1], "rounds": len(history), "history": history}
+    result: dict[str, Any] = {
+        "best_round": best[1],
+        "rounds": len(history),
+        "history": history,
+        "stopped_by_time_budget": out_of_time,
+    }
     if schedule.final_passes > 0 and len(valid):
         net.train()
         for picked in _batches(len(valid), schedule.batch_size, schedule.final_passes, rng):

@@ -88,6 +88,24 @@ def test_the_final_passes_learn_the_validation_slice(
     assert moved.any()
 
 
+def test_a_time_budget_starts_no_round_it_cannot_finish(
+    fitted: NeuralRecommender, world: tuple[Interactions, pd.DataFrame, pd.DataFrame], until: int
+) -> None:
+    assert fitted.meta is not None
+    assert fitted.meta.metrics["rounds"] > 1
+    assert fitted.meta.metrics["stopped_by_time_budget"] == 0.0
+    events, posts, users = world
+    # over as soon as it starts: the first round runs (there is no duration to go by yet),
+    # the second would end after the budget
+    hurried = NeuralRecommender(**SMALL, max_train_s=1e-3)
+    hurried.fit(TrainingData.cut(events, posts, users, until))
+    assert hurried.meta is not None
+    assert hurried.meta.metrics["rounds"] == 1
+    assert hurried.meta.metrics["best_round"] == 1
+    assert hurried.meta.metrics["stopped_by_time_budget"] == 1.0
+    assert "valid_loss_after_final_passes" in hurried.meta.metrics  # the final passes still run
+
+
 def test_nothing_after_the_request_time_changes_its_scores(
     fitted: NeuralRecommender, world: tuple[Interactions, pd.DataFrame, pd.DataFrame], until: int
 ) -> None:
