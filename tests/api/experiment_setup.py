@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from feeddata.db import make_engine
 from feeddata.schema import user_data
 from tests.api import tiny_data
 from tests.experiment.bundles import save_bundle
@@ -70,3 +71,11 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.02)
+
+
+def database_with_users(url: str, users: int) -> str:
+    """``url`` after :func:`fill_with_users` on it (for a fixture of an empty database)."""
+    engine = make_engine(url)
+    fill_with_users(engine, users)
+    engine.dispose()
+    return url

@@ -18,7 +18,7 @@ from feeddata.db import make_engine
 from feeddata.schema import exposures
 from tests.api.experiment_setup import (
     DURING,
-    fill_with_users,
+    database_with_users,
     save_arm_bundles,
     wait_for,
     write_experiments,
@@ -34,10 +34,7 @@ STOPPED_BY_SIGTERM = (0, -signal.SIGTERM)
 
 @pytest.fixture
 def pg_url(throwaway_postgres_url: str) -> str:
-    engine = make_engine(throwaway_postgres_url)
-    fill_with_users(engine, USERS)
-    engine.dispose()
-    return throwaway_postgres_url
+    return database_with_users(throwaway_postgres_url, USERS)
 
 
 @pytest.fixture
@@ -172,9 +169,7 @@ def test_sigterm_during_an_outage_spills_and_the_next_start_replays(
 
 def test_two_processes_assign_identically(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'two.db'}"
-    engine = make_engine(url)
-    fill_with_users(engine, 300)
-    engine.dispose()
+    database_with_users(url, 300)
     arms = []
     for seed in ("1", "2"):
         os.environ["PYTHONHASHSEED"] = seed  # read by feedlab_env's copy of the environment

@@ -20,7 +20,7 @@ from bench.load_server import Service, ServiceFiles
 from experiment.config import load_experiments
 from feeddata.db import make_engine
 from feeddata.schema import exposures
-from tests.api.experiment_setup import fill_with_users, save_arm_bundles, write_experiments
+from tests.api.experiment_setup import database_with_users, save_arm_bundles, write_experiments
 from tests.api.server import feedlab_env
 from tests.conftest import POSTGRES_URL
 from tests.proxy import TcpProxy, proxy_to
@@ -32,10 +32,7 @@ EXPERIMENT_DAY = 1_640_822_400  # 2021-12-30T00:00:00Z, the experiment's start
 
 @pytest.fixture
 def pg_url(throwaway_postgres_url: str) -> str:
-    engine = make_engine(throwaway_postgres_url)
-    fill_with_users(engine, USERS)
-    engine.dispose()
-    return throwaway_postgres_url
+    return database_with_users(throwaway_postgres_url, USERS)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from feeddata.db import make_engine
-from tests.api.experiment_setup import fill_with_users
+from tests.api.experiment_setup import database_with_users
 from tests.api.server import BIN, Server, feedlab_env, free_port, running
 
 USERS = 10
@@ -20,10 +20,7 @@ USERS = 10
 
 @pytest.fixture
 def pg_url(throwaway_postgres_url: str) -> str:
-    engine = make_engine(throwaway_postgres_url)
-    fill_with_users(engine, USERS)
-    engine.dispose()
-    return throwaway_postgres_url
+    return database_with_users(throwaway_postgres_url, USERS)
 
 
 def waiting_for_a_lock(engine: Engine) -> int:
