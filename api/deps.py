@@ -32,7 +32,8 @@ def get_conn(state: Annotated[ServiceState, Depends(get_state)]) -> Iterator[Con
 async def get_app_settings(request: Request) -> Settings:
     """The settings the app was created with (:func:`api.main.create_app`). Read from the
     app rather than set with ``dependency_overrides``: while any override is set, FastAPI
-    rebuilds every dependency's signature on every request (5% of a worker's time)."""
+    rebuilds every dependency's signature on every request (about 9% of a worker's busy
+    time in a profile, docs/scaling.md)."""
     settings: Settings = request.app.state.settings
     return settings
 
