@@ -51,13 +51,11 @@ async def get_metrics(request: Request) -> ServiceMetrics:
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 
 
-async def get_request_id(request: Request) -> str:
+def request_id_of(request: Request) -> str:
     """The id :class:`~api.request_log.RequestIdMiddleware` gave this request."""
     request_id = getattr(request.state, "request_id", None)
     return request_id if isinstance(request_id, str) else new_request_id()
 
-
-RequestIdDep = Annotated[str, Depends(get_request_id)]
 
 _bearer = HTTPBearer(
     auto_error=False,
