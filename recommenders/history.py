@@ -14,10 +14,14 @@ from feeddata.interactions import Interactions
 class LikeHistory:
     """Likes by post over time and by user, with exact answers for any cut-off time.
 
-    Like counts before ``t`` come from a checkpoint (counts before every ``checkpoint``-th
-    like) plus a bincount of at most ``checkpoint`` later likes: O(posts + checkpoint) per
-    request, with no per-request scan of the feed. Likes recorded while serving go to a
-    small overlay that is merged in when it grows.
+    Like counts before ``t`` come from the nearest checkpoint (counts before every
+    ``checkpoint``-th like), plus a bincount of the likes after it or minus one of the likes
+    before it: O(posts + checkpoint / 2) per request, with no per-request scan of the feed.
+    Likes recorded while serving go to a small overlay that is merged in when it grows.
+
+    A checkpoint costs ``4 * posts`` bytes: every 16,384 likes, at course scale (7.5M likes,
+    7,023 posts) 13 MB, and a count took 23 us where every 65,536 likes (3 MB) took 114 us
+    (before the nearest one was used; a request of the neural model asks for six).
     """
 
     _extra_ts: np.ndarray
@@ -31,7 +35,7 @@ class LikeHistory:
         post_ids: np.ndarray,
         likes: Interactions,
         *,
-        checkpoint: int = 65_536,
+        checkpoint: int = 16_384,
         overlay_limit: int = 50_000,
     ) -> None:
         self.post_ids = np.asarray(post_ids, dtype=np.int64)
@@ -60,11 +64,14 @@ class LikeHistory:
     def like_counts_before(self, time: int) -> np.ndarray:
         """Likes per catalogue post strictly before ``time``."""
         end = int(np.searchsorted(self._ts, time, side="left"))
-        block = end // self._checkpoint
+        nearest = (end + self._checkpoint // 2) // self._checkpoint
+        block = min(nearest, len(self._checkpoints) - 1)  # none after the last full block
         counts = self._checkpoints[block].astype(np.int64)
         start = block * self._checkpoint
         if end > start:
             counts += np.bincount(self._post_idx[start:end], minlength=self.n_posts)
+        elif end < start:
+            counts -= np.bincount(self._post_idx[end:start], minlength=self.n_posts)
         with self._lock:
             if self._extra_n:
                 ts = self._extra_ts[: self._extra_n]

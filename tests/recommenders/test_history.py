@@ -20,7 +20,7 @@ def _brute_counts(likes: Interactions, post_ids: np.ndarray, time: int) -> np.nd
     return np.array([np.sum(before & (likes.post_id == p)) for p in post_ids])
 
 
-@pytest.mark.parametrize("checkpoint", [1, 7, 64, 10_000])
+@pytest.mark.parametrize("checkpoint", [1, 2, 7, 64, 250, 500, 10_000])
 def test_like_counts_match_a_brute_force_count(checkpoint: int) -> None:
     likes = _random_likes(500)
     post_ids = np.arange(100, 140)
