@@ -1,6 +1,7 @@
 """Exposure rows on both databases: idempotent batch writes, shown posts in order, counts,
 and the hit join the analysis runs."""
 
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, func, select
@@ -49,6 +50,34 @@ def test_writes_are_idempotent_and_keep_the_order(db: Connection) -> None:
     }
     stored = db.execute(select(exposures.c.post_ids).where(exposures.c.request_id == "a"))
     assert stored.scalar_one() == "[5 3 9]"
+
+
+def test_every_field_is_stored_as_given_whatever_its_characters(db: Connection) -> None:
+    # PostgreSQL takes a batch through COPY's text format: tabs, newlines and backslashes
+    # in names must come back as they went in, and None as NULL.
+    odd = Exposure(
+        request_id="odd-1",
+        experiment="tab\there, line\nbreak, back\\slash \\N",
+        arm="contrôle\r",
+        bucket=None,
+        forced=True,
+        user_id=2**31 - 1,
+        request_time=T0.replace(microsecond=123456),
+        served_at=T0 + timedelta(seconds=1),
+        recommender="pop\\ular",
+        model_version="v\t1",
+        post_ids=(),
+    )
+    outside = replace(odd, request_id="odd-2", experiment=None, bucket=0, post_ids=(7,))
+    write_exposures(bind=db, batch=[odd, outside])
+    rows = db.execute(select(exposures).order_by(exposures.c.request_id)).mappings().all()
+    for row, given in zip(rows, [odd, outside], strict=True):
+        assert {**row, "post_ids": row["post_ids"]} == {
+            **asdict(given),
+            "post_ids": "[" + " ".join(map(str, given.post_ids)) + "]",
+        }
+    assert shown_posts(bind=db, request_id="odd-1") == []
+    assert shown_posts(bind=db, request_id="odd-2") == [7]
 
 
 def test_the_hit_join_of_the_analysis(db: Connection) -> None:
