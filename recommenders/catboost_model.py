@@ -12,10 +12,11 @@ Training rows (all before the cutoff; see :func:`training_rows`):
   trains in minutes.
 
 Features come from :mod:`recommenders.features`, as of each row's time. The last
-``validation_share`` of rows (by time) is the early-stopping slice. Serving fills one
-preallocated matrix per request and CatBoost scores, with one thread, the ``candidates``
-posts with the most likes before t (1,000 by default: on MovieLens and on course-like
-synthetic data this kept hitrate@5 and cut the scoring time several-fold; 0 scores all).
+``validation_share`` of rows (by time) is the early-stopping slice. Serving takes the
+``candidates`` posts with the most likes before t (1,000 by default: on MovieLens and on
+course-like synthetic data this kept hitrate@5 and cut the scoring time several-fold; 0
+scores all), fills their feature rows into a preallocated matrix and scores them with
+CatBoost on one thread; the other posts rank below them by likes.
 """
 
 import sys
@@ -146,7 +147,6 @@ class CatBoostRecommender(Recommender):
         self.model: CatBoost | None = None
         self.tables: FeatureTables | None = None
         self._request: RequestFeatures | None = None
-        self._likes_column = feature_names(self.config.features).index("post_likes")
         self._lock = threading.Lock()
         self._started = clock.perf_counter()
 
@@ -227,19 +227,19 @@ class CatBoostRecommender(Recommender):
                 f"the catalogue has {history.n_posts} posts but the model was trained on "
                 f"{len(self._request.tables.post_ids)}; retrain with `feedlab train catboost`"
             )
+        n = self.config.candidates
         with self._lock:
-            matrix = self._request.fill(user_id, time, history)
-            n = self.config.candidates
-            if 0 < n < len(matrix):
-                likes = matrix[:, self._likes_column].astype(np.float64)  # exact, before t
-                chosen = top_k(likes, n, np.ones(len(likes), bool))
-                model_scores = self._predict(np.asfortranarray(matrix[chosen]))
-                # the rest rank below every candidate, by likes: distinct values keep the
-                # base class's partition fast (thousands of equal scores make it ~10x slower)
-                scores = model_scores.min() - 1.0 + likes / (likes.max() + 1.0)
-                scores[chosen] = model_scores
-                return scores
-            return self._predict(matrix)
+            if not 0 < n < history.n_posts:
+                return self._predict(self._request.fill(user_id, time, history))
+            # Features only of the candidates: the posts with the most likes before t.
+            likes = history.like_counts_before(time).astype(np.float64)
+            chosen = top_k(likes, n, np.ones(len(likes), bool))
+            model_scores = self._predict(self._request.fill(user_id, time, history, chosen))
+        # the rest rank below every candidate, by likes: distinct values keep the base
+        # class's partition fast (thousands of equal scores make it ~10x slower)
+        scores = model_scores.min() - 1.0 + likes / (likes.max() + 1.0)
+        scores[chosen] = model_scores
+        return scores
 
     def _predict(self, matrix: np.ndarray) -> np.ndarray:
         assert self.model is not None

@@ -259,7 +259,7 @@ def training_matrix(
 
 
 class RequestFeatures:
-    """Feature rows of every catalogue post for one request, in a matrix allocated once.
+    """Feature rows of catalogue posts for one request, in matrices allocated once.
 
     Not thread-safe on its own: the caller serialises requests (the recommender holds a lock).
     """
@@ -269,11 +269,26 @@ class RequestFeatures:
         self._posts = np.arange(len(tables.post_ids))
         self._topic = np.asarray(tables.post_topic)
         self._vec = np.asarray(tables.post_vec)
-        n_features = len(feature_names(params))
-        self.matrix = np.zeros((len(tables.post_ids), n_features), np.float32, order="F")
+        self._n_features = len(feature_names(params))
+        self.matrix = self._rows(len(tables.post_ids))
+        self._buffers: dict[int, np.ndarray] = {}
 
-    def fill(self, user_id: int, time: int, history: LikeHistory) -> np.ndarray:
-        """The matrix for ``user_id`` at ``time``: likes from ``history`` before ``time``."""
+    def _rows(self, n: int) -> np.ndarray:
+        return np.zeros((n, self._n_features), np.float32, order="F")
+
+    def fill(
+        self, user_id: int, time: int, history: LikeHistory, posts: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The rows for ``user_id`` at ``time`` of the catalogue positions ``posts`` (default:
+        every post, in order): likes from ``history`` before ``time``. The matrix is reused
+        by the next call with as many posts."""
+        if posts is None:
+            chosen, matrix = self._posts, self.matrix
+        else:
+            chosen = np.asarray(posts, np.int64)
+            if len(chosen) not in self._buffers:
+                self._buffers[len(chosen)] = self._rows(len(chosen))
+            matrix = self._buffers[len(chosen)]
         user = int(self.tables.user_index(np.asarray([user_id]))[0])
         recent = time - self.params.recent_s
         liked = history.liked_before(user_id, time)
@@ -283,37 +298,40 @@ class RequestFeatures:
         topic_old = np.bincount(self._topic[earlier], minlength=n_topics)
         vec_all = self._vec[liked].sum(axis=0)
         vec_recent = vec_all - self._vec[earlier].sum(axis=0)
-        cf_all, cf_recent = self._cf(time, liked, earlier)
+        cf_all, cf_recent = self._cf(time, liked, earlier, chosen)
         posts_now = history.like_counts_before(time)
         posts_old = history.like_counts_before(recent)
         total = int(posts_now.sum())
+        topic = self._topic[chosen]
+        vec = self._vec[chosen]
+        snapshot = int(self.tables.snapshot_at(np.asarray(time)))
         stats = LikeStats(
             user=np.asarray(len(liked)),
             user_recent=np.asarray(len(liked) - len(earlier)),
-            topic=topic_all[self._topic],
-            topic_recent=(topic_all - topic_old)[self._topic],
-            post=posts_now,
-            post_recent=posts_now - posts_old,
+            topic=topic_all[topic],
+            topic_recent=(topic_all - topic_old)[topic],
+            post=posts_now[chosen],
+            post_recent=(posts_now - posts_old)[chosen],
             total=np.asarray(total),
             total_recent=np.asarray(total - int(posts_old.sum())),
-            sim=_cosine(self._vec, vec_all),
-            sim_recent=_cosine(self._vec, vec_recent),
+            sim=_cosine(vec, vec_all),
+            sim_recent=_cosine(vec, vec_recent),
             cf=cf_all,
             cf_recent=cf_recent,
-            seen=self.tables.seen_by(user, int(self.tables.snapshot_at(np.asarray(time)))),
+            seen=self.tables.seen_by(user, snapshot)[chosen],
         )
         t = np.asarray(time, np.int64)
-        return assemble(self.matrix, self.tables, self.params, user, self._posts, t, stats)
+        return assemble(matrix, self.tables, self.params, user, chosen, t, stats)
 
-    def _cf(self, time: int, liked: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _cf(
+        self, time: int, liked: np.ndarray, earlier: np.ndarray, posts: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
         k = self.tables.cf_at(time)
         if k < 0:
-            return np.full(len(self._posts), np.nan), np.full(len(self._posts), np.nan)
-        weights = self.tables.cf_weights[k]
+            return np.full(len(posts), np.nan), np.full(len(posts), np.nan)
         counts = np.bincount(liked, minlength=len(self._posts))
         recent = counts - np.bincount(earlier, minlength=len(self._posts))
-        sums = []
-        for c in (counts, recent):
-            idx = np.flatnonzero(c)
-            sums.append(c[idx].astype(np.float64) @ weights[idx])
-        return sums[0], sums[1]
+        idx = np.flatnonzero(counts)  # the recent likes are among them
+        # One gather of the weights from the liked posts to ``posts`` serves both sums.
+        weights = self.tables.cf_weights[k][np.ix_(idx, posts)].astype(np.float64)
+        return counts[idx] @ weights, recent[idx] @ weights

@@ -97,6 +97,27 @@ def test_training_rows_and_serving_rows_are_the_same_features() -> None:
         assert served[:, names.index("user_likes")].max() > 0 or time < START + DAY
 
 
+def test_rows_of_chosen_posts_are_those_rows_of_every_post() -> None:
+    # Serving fills only the candidates' rows; they must be the full matrix's rows.
+    events, posts, users = small_feed()
+    until = START + 10 * DAY
+    data = events.before(until)
+    tables = build_tables(data, posts, users, PARAMS, until=until)
+    history = LikeHistory(tables.post_ids, data.likes())
+    names = feature_names(PARAMS)
+    exact = [j for j, name in enumerate(names) if name not in FLOAT_SUMS]
+    close = [j for j, name in enumerate(names) if name in FLOAT_SUMS]
+    request = RequestFeatures(tables, PARAMS)
+    chosen = np.random.default_rng(3).permutation(len(tables.post_ids))[:17]
+    for user_id, time in [(100, START + 5 * DAY + 77), (150, until - 1), (219, START + 3600)]:
+        every = request.fill(user_id, time, history)[chosen]
+        some = request.fill(user_id, time, history, chosen)
+        assert some.shape == (17, len(names))
+        assert np.array_equal(every[:, exact], some[:, exact])
+        np.testing.assert_allclose(every[:, close], some[:, close], rtol=1e-6, atol=1e-7)
+        assert some[:, names.index("topic_likes")].max() > 0 or time < START + DAY
+
+
 def test_feed_rows_after_t_change_no_feature_at_t() -> None:
     events, posts, users = small_feed()
     until, t = START + 10 * DAY, START + 6 * DAY + 5000
