@@ -31,7 +31,7 @@ from catboost import CatBoost, Pool
 from pydantic import BaseModel, ConfigDict
 from sklearn.metrics import roc_auc_score
 
-from recommenders.base import BundleMeta, Recommender, TrainingData, top_k
+from recommenders.base import BundleMeta, Recommender, TrainingData, top_k_set
 from recommenders.features import LikeLog, RequestFeatures, feature_names, training_matrix
 from recommenders.history import LikeHistory
 from recommenders.snapshots import FeatureParams, FeatureTables, build_tables
@@ -233,7 +233,7 @@ class CatBoostRecommender(Recommender):
                 return self._predict(self._request.fill(user_id, time, history))
             # Features only of the candidates: the posts with the most likes before t.
             likes = history.like_counts_before(time).astype(np.float64)
-            chosen = top_k(likes, n, np.ones(len(likes), bool))
+            chosen = top_k_set(likes, n)
             model_scores = self._predict(self._request.fill(user_id, time, history, chosen))
         # the rest rank below every candidate, by likes: distinct values keep the base
         # class's partition fast (thousands of equal scores make it ~10x slower)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from feeddata.interactions import Interactions
-from recommenders.base import NotFittedError, Recommender, TrainingData
+from recommenders.base import NotFittedError, Recommender, TrainingData, top_k, top_k_set
 from recommenders.baselines import PopularityRecommender, RandomRecommender
 from recommenders.history import LikeHistory
 from recommenders.registry import FACTORIES, make_recommender
@@ -97,3 +97,14 @@ def test_one_blas_thread_limits_numpy_and_restores_it() -> None:
     with one_blas_thread():
         assert blas_threads() == {1}
     assert blas_threads() == before
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_top_k_set_picks_the_posts_top_k_ranks_first(seed: int) -> None:
+    # Few distinct values: the cut falls inside a run of ties most of the time.
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 6, rng.integers(1, 60)).astype(np.float64)
+    everything = np.ones(len(scores), bool)
+    for k in (1, 2, 5, len(scores) // 2 + 1, len(scores), len(scores) + 3):
+        expected = top_k(scores, k, everything)
+        assert sorted(top_k_set(scores, k).tolist()) == sorted(expected.tolist())
