@@ -1,3 +1,6 @@
+import threading
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -84,3 +87,62 @@ def test_likes_of_posts_outside_the_catalogue_are_left_out() -> None:
 def test_unsorted_catalogue_is_refused() -> None:
     with pytest.raises(ValueError, match="sorted"):
         LikeHistory(np.array([3, 1, 2]), _random_likes(5))
+
+
+class _PausedMerge(LikeHistory):
+    """Stops a merge's build (not the first one, at start) until the test lets it go."""
+
+    building = threading.Event()
+    resume = threading.Event()
+
+    def _build(self, user_id: np.ndarray, post_id: np.ndarray, ts: np.ndarray) -> Any:
+        if hasattr(self, "_merged"):
+            self.building.set()
+            assert self.resume.wait(10)
+        return super()._build(user_id, post_id, ts)
+
+
+def test_a_merge_builds_without_the_lock_and_keeps_every_like() -> None:
+    likes = _random_likes(200, seed=4)
+    post_ids = np.arange(100, 140)
+    history = _PausedMerge(post_ids, likes, checkpoint=16, overlay_limit=30)
+    first, during = _random_likes(30, seed=5), _random_likes(12, seed=6)
+
+    def fill_the_overlay() -> None:
+        for u, p, t in zip(first.user_id, first.post_id, first.timestamp, strict=True):
+            history.add_like(int(u), int(p), int(t))
+
+    merger = threading.Thread(target=fill_the_overlay)
+    merger.start()
+    assert history.building.wait(10)
+    # The 30th like is merging: readers answer at once, from the old arrays and the overlay.
+    so_far = _joined(likes, first)
+    for time in [0, 5000, 10_001]:
+        assert (
+            history.like_counts_before(time).tolist()
+            == _brute_counts(so_far, post_ids, time).tolist()
+        )
+    for u, p, t in zip(during.user_id, during.post_id, during.timestamp, strict=True):
+        assert history.add_like(int(u), int(p), int(t))  # no second merge starts
+    history.resume.set()
+    merger.join(10)
+    assert not merger.is_alive()
+    everything = _joined(so_far, during)
+    assert history.n_likes == len(everything)
+    assert history._extra_n == len(during)  # what arrived during the build stays overlaid
+    for time in [0, 3000, 7000, 10_001]:
+        expected = _brute_counts(everything, post_ids, time)
+        assert history.like_counts_before(time).tolist() == expected.tolist()
+        for user in (1, 5, 29):
+            mask = (everything.user_id == user) & (everything.timestamp < time)
+            got = sorted(history.post_ids[history.liked_before(user, time)].tolist())
+            assert got == sorted(everything.post_id[mask].tolist())
+
+
+def _joined(a: Interactions, b: Interactions) -> Interactions:
+    return Interactions.from_arrays(
+        np.r_[a.user_id, b.user_id],
+        np.r_[a.post_id, b.post_id],
+        np.r_[a.timestamp, b.timestamp],
+        np.ones(len(a) + len(b), bool),
+    )
