@@ -28,6 +28,14 @@ class Scorer:
         self.w = w
         n_profile = len(shape.profile_sizes) if shape.profile else 0
         self.profile = [w[f"profile.{j}.weight"] for j in range(n_profile)]
+        if shape.features:
+            # The head's first layer takes the features' scaling into its weights, stored
+            # (features x hidden) in row-major order: at 7,023 posts a request's scoring
+            # took 0.58-0.64 ms instead of 0.78 (one thread). The shift is still subtracted
+            # first: folding it into the bias would subtract large, nearly equal sums.
+            self.head_in = np.ascontiguousarray(
+                w["head_in.weight"].T / w["feature_scale"][:, None], dtype=np.float32
+            )
 
     def user(
         self, hist: np.ndarray, ages: np.ndarray, n_likes: int, profile: np.ndarray, hour: int
@@ -74,7 +82,8 @@ class Scorer:
         if self.shape.tower:
             scores = self.posts @ self.user(hist, ages, n_likes, profile, hour)
         if self.shape.features:
-            scaled = (features - w["feature_shift"]) / w["feature_scale"]
-            hidden = np.maximum(scaled @ w["head_in.weight"].T + w["head_in.bias"], 0)
+            hidden = (features - w["feature_shift"]) @ self.head_in
+            hidden += w["head_in.bias"]
+            np.maximum(hidden, 0, out=hidden)
             scores += hidden @ w["head_out.weight"][0] + w["head_out.bias"][0]
         return scores
