@@ -113,6 +113,21 @@ def post_features(
     number of posts, shaped ``total.shape[:-1]``) are needed when the counts cover only
     some posts; by default they come from the counts.
     """
+    return np.stack(
+        post_feature_columns(total, windows, views, viewed_likes, prior_rate, denominators),
+        axis=-1,
+    )
+
+
+def post_feature_columns(
+    total: np.ndarray,
+    windows: list[np.ndarray],
+    views: np.ndarray,
+    viewed_likes: np.ndarray,
+    prior_rate: float,
+    denominators: list[np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """The columns of :func:`post_features`, each float32 (..., P), not yet stacked."""
     counts = [*windows, total]
     if denominators is None:
         denominators = [c.sum(axis=-1) + total.shape[-1] for c in counts]
@@ -124,7 +139,7 @@ def post_features(
     v = views.astype(np.float32)
     rate = (viewed_likes.astype(np.float32) + PRIOR_VIEWS * prior_rate) / (v + PRIOR_VIEWS)
     parts += [np.log1p(v), np.log(rate)]
-    return np.stack(parts, axis=-1)
+    return parts
 
 
 def text_basis(text: np.ndarray, dims: int = TEXT_SIM_DIMS) -> np.ndarray:
@@ -165,6 +180,36 @@ def cross_features(
     likes ever, in the last day and the last :data:`CO_LAST` likes, and ``co_known`` (...)
     whether a snapshot existed at t.
     """
+    columns = cross_feature_columns(
+        topic_all,
+        topic_day,
+        text_all,
+        text_day,
+        post_topic,
+        post_text,
+        seen,
+        co_all,
+        co_day,
+        co_last,
+        co_known,
+    )
+    return np.stack(columns, axis=-1).astype(np.float32, copy=False)
+
+
+def cross_feature_columns(
+    topic_all: np.ndarray,
+    topic_day: np.ndarray,
+    text_all: np.ndarray,
+    text_day: np.ndarray,
+    post_topic: np.ndarray,
+    post_text: np.ndarray,
+    seen: np.ndarray,
+    co_all: np.ndarray,
+    co_day: np.ndarray,
+    co_last: np.ndarray,
+    co_known: np.ndarray,
+) -> list[np.ndarray]:
+    """The columns of :func:`cross_features`, each (..., C), not yet stacked."""
     likes_all = topic_all.sum(axis=-1, keepdims=True).astype(np.float32)
     likes_day = topic_day.sum(axis=-1, keepdims=True).astype(np.float32)
     in_topic = topic_all[..., post_topic].astype(np.float32)
@@ -186,7 +231,7 @@ def cross_features(
         co_all / np.maximum(likes_all, 1.0),
         np.broadcast_to(np.asarray(co_known, np.float32)[..., None], in_topic.shape),
     ]
-    return np.stack(parts, axis=-1).astype(np.float32)
+    return parts
 
 
 def _cosine(posts: np.ndarray, liked_sum: np.ndarray) -> np.ndarray:

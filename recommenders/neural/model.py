@@ -110,8 +110,8 @@ from recommenders.neural.inputs import (
     Profiles,
     ViewCounts,
     ViewLog,
-    cross_features,
-    post_features,
+    cross_feature_columns,
+    post_feature_columns,
 )
 from recommenders.neural.scoring import Scorer
 from recommenders.neural.shape import Shape
@@ -397,7 +397,7 @@ class NeuralRecommender(Recommender):
         counts = serving.view_counts
         snapshot = int(counts.at(np.asarray(time)))
         viewed_likes = history.like_counts_before(int(counts.checkpoints[snapshot]))
-        post = post_features(
+        post = post_feature_columns(
             total, windows, counts.views[snapshot], viewed_likes, counts.prior_rate
         )
         n_topics = max(len(serving.topics), 1)
@@ -409,7 +409,7 @@ class NeuralRecommender(Recommender):
         co_day = serving.co.scores(co_snapshot, np.zeros(len(day), np.int64), day)[0]
         last = liked[-CO_LAST:]
         co_last = serving.co.scores(co_snapshot, np.zeros(len(last), np.int64), last)[0]
-        cross = cross_features(
+        cross = cross_feature_columns(
             np.bincount(serving.post_topic[liked], minlength=n_topics),
             np.bincount(serving.post_topic[day], minlength=n_topics),
             serving.text_small[liked].sum(axis=0),
@@ -422,7 +422,8 @@ class NeuralRecommender(Recommender):
             co_last,
             co_snapshot[0] >= 0,
         )
-        return np.concatenate([post, cross], axis=1)
+        # one copy into the matrix, not one per kind of feature and one to join them
+        return np.stack([*post, *cross], axis=-1).astype(np.float32, copy=False)
 
     def _save(self, directory: Path) -> None:
         s = self.serving
