@@ -12,7 +12,16 @@ from typing import Any
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS_MD = Path(__file__).parents[1] / "BENCHMARKS.md"
 # Sections of BENCHMARKS.md in reading order; results not listed here come last.
-ORDER = ["import", "generate", "serve", "load", "load_knee", "load_open", "load_faults"]
+ORDER = [
+    "import",
+    "generate",
+    "serve",
+    "load",
+    "load_target",
+    "load_knee",
+    "load_open",
+    "load_faults",
+]
 
 
 @dataclass
