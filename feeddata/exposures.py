@@ -147,8 +147,10 @@ def _copy_exposures(conn: Connection, batch: Sequence[Exposure]) -> None:
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} (LIKE exposures) "
             "ON COMMIT DELETE ROWS"
         )
-        # Emptied at commit, but a caller's transaction may hold an earlier batch.
-        cursor.execute(f"TRUNCATE {_STAGING}")
+        # Emptied at commit, but a caller's transaction may hold an earlier batch. DELETE,
+        # not TRUNCATE: nearly always there is nothing to delete, and TRUNCATE would give
+        # the table a new file every batch.
+        cursor.execute(f"DELETE FROM {_STAGING}")
         cursor.copy_expert(f"COPY {_STAGING} ({_COLUMNS}) FROM STDIN", text)
         cursor.execute(
             f"INSERT INTO exposures ({_COLUMNS}) SELECT {_COLUMNS} FROM {_STAGING} "

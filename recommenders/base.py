@@ -206,6 +206,8 @@ def top_k_set(scores: np.ndarray, k: int) -> np.ndarray:
     >>> sorted(top_k_set(np.array([0.1, 0.9, 0.5, 0.9, 0.5]), 3).tolist())
     [1, 2, 3]
     """
+    if k <= 0:
+        return np.zeros(0, np.int64)
     if k >= len(scores):
         return np.arange(len(scores))
     kth = np.partition(scores, len(scores) - k)[len(scores) - k]

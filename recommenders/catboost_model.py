@@ -232,9 +232,11 @@ class CatBoostRecommender(Recommender):
             if not 0 < n < history.n_posts:
                 return self._predict(self._request.fill(user_id, time, history))
             # Features only of the candidates: the posts with the most likes before t.
-            likes = history.like_counts_before(time).astype(np.float64)
+            counts = history.like_counts_before(time)
+            likes = counts.astype(np.float64)
             chosen = top_k_set(likes, n)
-            model_scores = self._predict(self._request.fill(user_id, time, history, chosen))
+            rows = self._request.fill(user_id, time, history, chosen, post_likes=counts)
+            model_scores = self._predict(rows)
         # the rest rank below every candidate, by likes: distinct values keep the base
         # class's partition fast (thousands of equal scores make it ~10x slower)
         scores = model_scores.min() - 1.0 + likes / (likes.max() + 1.0)

@@ -277,11 +277,18 @@ class RequestFeatures:
         return np.zeros((n, self._n_features), np.float32, order="F")
 
     def fill(
-        self, user_id: int, time: int, history: LikeHistory, posts: np.ndarray | None = None
+        self,
+        user_id: int,
+        time: int,
+        history: LikeHistory,
+        posts: np.ndarray | None = None,
+        post_likes: np.ndarray | None = None,
     ) -> np.ndarray:
         """The rows for ``user_id`` at ``time`` of the catalogue positions ``posts`` (default:
-        every post, in order): likes from ``history`` before ``time``. The matrix is reused
-        by the next call with as many posts."""
+        every post, in order): likes from ``history`` before ``time``; ``post_likes`` are
+        ``history.like_counts_before(time)`` when the caller has them (a like recorded
+        meanwhile must not make its rows disagree with its choice of posts). The matrix is
+        reused by the next call with as many posts."""
         if posts is None:
             chosen, matrix = self._posts, self.matrix
         else:
@@ -299,7 +306,7 @@ class RequestFeatures:
         vec_all = self._vec[liked].sum(axis=0)
         vec_recent = vec_all - self._vec[earlier].sum(axis=0)
         cf_all, cf_recent = self._cf(time, liked, earlier, chosen)
-        posts_now = history.like_counts_before(time)
+        posts_now = history.like_counts_before(time) if post_likes is None else post_likes
         posts_old = history.like_counts_before(recent)
         total = int(posts_now.sum())
         topic = self._topic[chosen]

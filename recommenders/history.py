@@ -4,12 +4,15 @@ Every question takes a time and answers from events strictly before it, so a rec
 that reads the feed through :class:`LikeHistory` cannot see the future by construction.
 """
 
+import logging
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from feeddata.interactions import Interactions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class LikeHistory:
         self._overlay_limit = overlay_limit
         self._lock = threading.Lock()
         self._merging = False
+        self._merge_at = overlay_limit  # overlay size that sets off the next merge
         self._merged = self._build(likes.user_id, likes.post_id, likes.timestamp)
         self._clear_overlay()
 
@@ -145,7 +149,7 @@ class LikeHistory:
             self._extra_ts[n], self._extra_post_idx[n], self._extra_users[n] = time, idx, user_id
             self._extra_n += 1
             self._extra_by_user.setdefault(int(user_id), []).append((int(time), idx))
-            merge = self._extra_n >= self._overlay_limit and not self._merging
+            merge = self._extra_n >= self._merge_at and not self._merging
             if merge:
                 self._merging = True
         if merge:
@@ -153,6 +157,10 @@ class LikeHistory:
         return True
 
     def _merge_overlay(self) -> None:
+        """Merge the overlay; on failure (say, no memory for a second copy of the arrays)
+        keep it, log, and try again after ``overlay_limit`` more likes: the like that set
+        it off is recorded either way, and answers stay exact from the overlay."""
+        n = 0
         try:
             with self._lock:
                 merged, n = self._merged, self._extra_n
@@ -176,6 +184,11 @@ class LikeHistory:
                     self._extra_by_user.setdefault(u, []).append((t, p))
                 self._extra_users, self._extra_post_idx, self._extra_ts = users, idx, ts
                 self._extra_n = len(ts)
+                self._merge_at = self._overlay_limit
+        except Exception:
+            with self._lock:
+                self._merge_at = self._extra_n + self._overlay_limit
+            log.exception("merging %d likes into the like history failed; kept apart", n)
         finally:
             with self._lock:
                 self._merging = False

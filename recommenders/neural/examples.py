@@ -24,8 +24,9 @@ from recommenders.neural.inputs import (
     ViewCounts,
     ViewLog,
     age_band,
-    cross_features,
+    cross_feature_columns,
     encode_profiles,
+    stack_columns,
     text_basis,
 )
 from recommenders.snapshots import encode
@@ -205,18 +206,20 @@ def batch_arrays(
         hour=(hours % 24).astype(np.int64),
         pop=src.counts.features(distinct, cand),
         pop_row=pop_row.reshape(-1).astype(np.int64),
-        cross=cross_features(
-            topic_all,
-            topic_day,
-            text_all,
-            text_day,
-            src.post_topic[cand],
-            src.post_text[cand],
-            seen,
-            co_all,
-            co_day,
-            co_last,
-            snapshot >= 0,
+        cross=stack_columns(
+            cross_feature_columns(
+                topic_all,
+                topic_day,
+                text_all,
+                text_day,
+                src.post_topic[cand],
+                src.post_text[cand],
+                seen,
+                co_all,
+                co_day,
+                co_last,
+                snapshot >= 0,
+            )
         ),
         candidates=None if len(cand) == n_posts else cand.astype(np.int64),
         liked=liked,

@@ -5,12 +5,12 @@ serving so the two cannot drift apart.
   integer codes (text columns by descending frequency, the rarest folded into "unknown").
 - **Likes before t**: the last ``history`` liked posts, most recent first, with the age of
   each like in coarse bands (:data:`AGE_BOUNDS`), and the number of likes.
-- **Posts at t** (:func:`post_features`): likes of every post in the last hour, day, week,
+- **Posts at t** (:func:`post_feature_columns`): likes of every post in the last hour, day, week,
   30 days and ever, as log counts and log shares, and views and like rate at the last daily
   view checkpoint (:class:`ViewCounts`). Serving counts likes exactly before t from
   :class:`~recommenders.history.LikeHistory`; training reads an hourly grid of counts
   before the start of t's hour (the same windows, up to an hour staler).
-- **User x post** (:func:`cross_features`): the user's likes before t in the post's topic
+- **User x post** (:func:`cross_feature_columns`): the user's likes before t in the post's topic
   (ever and in the last day, and their share), the cosine of the post's text with the sum
   of the texts the user liked (ever and in the last day), and whether the user viewed the
   post before (:class:`ViewLog`: the first view hour of every (user, post) pair before the
@@ -93,15 +93,16 @@ def age_band(age_s: np.ndarray) -> np.ndarray:
     return np.searchsorted(AGE_BOUNDS, age_s, side="left")
 
 
-def post_features(
+def post_feature_columns(
     total: np.ndarray,
     windows: list[np.ndarray],
     views: np.ndarray,
     viewed_likes: np.ndarray,
     prior_rate: float,
     denominators: list[np.ndarray] | None = None,
-) -> np.ndarray:
-    """float32 (..., P, N_POST_FEATURES) of every post at a time t:
+) -> list[np.ndarray]:
+    """The N_POST_FEATURES columns, each float32 (..., P), of every post at a time t
+    (:func:`stack_columns` makes them (..., P, N_POST_FEATURES)):
 
     - for the likes of each window (:data:`POP_WINDOWS`) and of all time before t: log1p of
       the count and log of its share of the window's likes (smoothed by one like per post);
@@ -113,21 +114,6 @@ def post_features(
     number of posts, shaped ``total.shape[:-1]``) are needed when the counts cover only
     some posts; by default they come from the counts.
     """
-    return np.stack(
-        post_feature_columns(total, windows, views, viewed_likes, prior_rate, denominators),
-        axis=-1,
-    )
-
-
-def post_feature_columns(
-    total: np.ndarray,
-    windows: list[np.ndarray],
-    views: np.ndarray,
-    viewed_likes: np.ndarray,
-    prior_rate: float,
-    denominators: list[np.ndarray] | None = None,
-) -> list[np.ndarray]:
-    """The columns of :func:`post_features`, each float32 (..., P), not yet stacked."""
     counts = [*windows, total]
     if denominators is None:
         denominators = [c.sum(axis=-1) + total.shape[-1] for c in counts]
@@ -145,7 +131,7 @@ def post_feature_columns(
 def text_basis(text: np.ndarray, dims: int = TEXT_SIM_DIMS) -> np.ndarray:
     """Unit rows (P, dims) of the text embeddings projected on their ``dims`` principal
     directions (zero rows for empty texts, zero columns when there are fewer directions):
-    the small text vectors of :func:`cross_features`."""
+    the small text vectors of :func:`cross_feature_columns`."""
     out = np.zeros((len(text), dims), np.float32)
     present = np.abs(text).sum(axis=1) > 0
     if present.sum() < 2:
@@ -156,44 +142,6 @@ def text_basis(text: np.ndarray, dims: int = TEXT_SIM_DIMS) -> np.ndarray:
     out[present, :k] = centered @ basis[:k].T
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
-
-
-def cross_features(
-    topic_all: np.ndarray,
-    topic_day: np.ndarray,
-    text_all: np.ndarray,
-    text_day: np.ndarray,
-    post_topic: np.ndarray,
-    post_text: np.ndarray,
-    seen: np.ndarray,
-    co_all: np.ndarray,
-    co_day: np.ndarray,
-    co_last: np.ndarray,
-    co_known: np.ndarray,
-) -> np.ndarray:
-    """float32 (..., C, N_CROSS_FEATURES) for C posts and one user (or a batch ``...``).
-
-    ``topic_*`` (..., T): the user's likes per topic before t, ever and in the last day;
-    ``text_*`` (..., k): sums of the small text vectors (:func:`text_basis`) of those likes;
-    ``post_topic`` (C,) and ``post_text`` (C, k) describe the posts; ``seen`` (..., C) codes
-    from :meth:`ViewLog.seen`; ``co_*`` (..., C) the co-likes scores of the posts from the
-    likes ever, in the last day and the last :data:`CO_LAST` likes, and ``co_known`` (...)
-    whether a snapshot existed at t.
-    """
-    columns = cross_feature_columns(
-        topic_all,
-        topic_day,
-        text_all,
-        text_day,
-        post_topic,
-        post_text,
-        seen,
-        co_all,
-        co_day,
-        co_last,
-        co_known,
-    )
-    return np.stack(columns, axis=-1).astype(np.float32, copy=False)
 
 
 def cross_feature_columns(
@@ -209,7 +157,16 @@ def cross_feature_columns(
     co_last: np.ndarray,
     co_known: np.ndarray,
 ) -> list[np.ndarray]:
-    """The columns of :func:`cross_features`, each (..., C), not yet stacked."""
+    """The N_CROSS_FEATURES columns, each float32 (..., C), for C posts and one user (or a
+    batch ``...``); :func:`stack_columns` makes them (..., C, N_CROSS_FEATURES).
+
+    ``topic_*`` (..., T): the user's likes per topic before t, ever and in the last day;
+    ``text_*`` (..., k): sums of the small text vectors (:func:`text_basis`) of those likes;
+    ``post_topic`` (C,) and ``post_text`` (C, k) describe the posts; ``seen`` (..., C) codes
+    from :meth:`ViewLog.seen`; ``co_*`` (..., C) the co-likes scores of the posts from the
+    likes ever, in the last day and the last :data:`CO_LAST` likes, and ``co_known`` (...)
+    whether a snapshot existed at t.
+    """
     likes_all = topic_all.sum(axis=-1, keepdims=True).astype(np.float32)
     likes_day = topic_day.sum(axis=-1, keepdims=True).astype(np.float32)
     in_topic = topic_all[..., post_topic].astype(np.float32)
@@ -232,6 +189,11 @@ def cross_feature_columns(
         np.broadcast_to(np.asarray(co_known, np.float32)[..., None], in_topic.shape),
     ]
     return parts
+
+
+def stack_columns(columns: list[np.ndarray]) -> np.ndarray:
+    """float32 (..., N) of N feature columns, each (...)."""
+    return np.stack(columns, axis=-1).astype(np.float32, copy=False)
 
 
 def _cosine(posts: np.ndarray, liked_sum: np.ndarray) -> np.ndarray:
@@ -288,7 +250,7 @@ class PostCounts:
         self.views = views
 
     def features(self, hours: np.ndarray, posts: np.ndarray | None = None) -> np.ndarray:
-        """:func:`post_features` at the start of each of ``hours`` (hours since the epoch),
+        """:func:`post_feature_columns` at the start of each of ``hours`` (hours since the epoch),
         of ``posts`` (positions; all by default)."""
         last = len(self.cumulative) - 1
         row = np.clip(hours - self.first_hour, 0, last)
@@ -301,13 +263,15 @@ class PostCounts:
         sums = [totals[0] - t + n_posts for t in totals[1:]] + [totals[0] + n_posts]
         snapshot = self.views.at(hours * HOUR)
         at_snapshot = np.clip(self.views.checkpoints[snapshot] // HOUR - self.first_hour, 0, last)
-        return post_features(
-            counts[0],
-            windows,
-            self.views.views[snapshot][:, cols],
-            self.cumulative[at_snapshot][:, cols],
-            self.views.prior_rate,
-            sums,
+        return stack_columns(
+            post_feature_columns(
+                counts[0],
+                windows,
+                self.views.views[snapshot][:, cols],
+                self.cumulative[at_snapshot][:, cols],
+                self.views.prior_rate,
+                sums,
+            )
         )
 
 

@@ -112,6 +112,7 @@ from recommenders.neural.inputs import (
     ViewLog,
     cross_feature_columns,
     post_feature_columns,
+    stack_columns,
 )
 from recommenders.neural.scoring import Scorer
 from recommenders.neural.shape import Shape
@@ -423,7 +424,7 @@ class NeuralRecommender(Recommender):
             co_snapshot[0] >= 0,
         )
         # one copy into the matrix, not one per kind of feature and one to join them
-        return np.stack([*post, *cross], axis=-1).astype(np.float32, copy=False)
+        return stack_columns([*post, *cross])
 
     def _save(self, directory: Path) -> None:
         s = self.serving

@@ -105,6 +105,7 @@ def test_top_k_set_picks_the_posts_top_k_ranks_first(seed: int) -> None:
     rng = np.random.default_rng(seed)
     scores = rng.integers(0, 6, rng.integers(1, 60)).astype(np.float64)
     everything = np.ones(len(scores), bool)
+    assert top_k_set(scores, 0).size == 0
     for k in (1, 2, 5, len(scores) // 2 + 1, len(scores), len(scores) + 3):
         expected = top_k(scores, k, everything)
         assert sorted(top_k_set(scores, k).tolist()) == sorted(expected.tolist())

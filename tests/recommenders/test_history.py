@@ -54,20 +54,9 @@ def test_likes_added_while_serving_count_only_after_their_time() -> None:
     for u, p, t in zip(extra.user_id, extra.post_id, extra.timestamp, strict=True):
         assert history.add_like(int(u), int(p), int(t))
     assert not history.add_like(1, 999, 5)  # not in the catalogue
-    everything = Interactions.from_arrays(
-        np.r_[likes.user_id, extra.user_id],
-        np.r_[likes.post_id, extra.post_id],
-        np.r_[likes.timestamp, extra.timestamp],
-        np.ones(len(likes) + len(extra), bool),
-    )
+    everything = _joined(likes, extra)
     assert history.n_likes == len(everything)
-    for time in [0, 3000, 7000, 10_001]:
-        expected = _brute_counts(everything, post_ids, time)
-        assert history.like_counts_before(time).tolist() == expected.tolist()
-        for user in (1, 5, 29):
-            mask = (everything.user_id == user) & (everything.timestamp < time)
-            got = sorted(history.post_ids[history.liked_before(user, time)].tolist())
-            assert got == sorted(everything.post_id[mask].tolist())
+    _assert_answers(history, everything)
 
 
 def test_likes_of_posts_outside_the_catalogue_are_left_out() -> None:
@@ -130,13 +119,38 @@ def test_a_merge_builds_without_the_lock_and_keeps_every_like() -> None:
     everything = _joined(so_far, during)
     assert history.n_likes == len(everything)
     assert history._extra_n == len(during)  # what arrived during the build stays overlaid
-    for time in [0, 3000, 7000, 10_001]:
-        expected = _brute_counts(everything, post_ids, time)
-        assert history.like_counts_before(time).tolist() == expected.tolist()
-        for user in (1, 5, 29):
-            mask = (everything.user_id == user) & (everything.timestamp < time)
-            got = sorted(history.post_ids[history.liked_before(user, time)].tolist())
-            assert got == sorted(everything.post_id[mask].tolist())
+    _assert_answers(history, everything)
+
+
+class _FailingMerge(LikeHistory):
+    """Runs out of memory in its first merge."""
+
+    failures = 0
+
+    def _build(self, user_id: np.ndarray, post_id: np.ndarray, ts: np.ndarray) -> Any:
+        if hasattr(self, "_merged") and not self.failures:
+            self.failures += 1
+            raise MemoryError("no room for a second copy")
+        return super()._build(user_id, post_id, ts)
+
+
+def test_a_failed_merge_keeps_the_likes_and_tries_again_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    likes = _random_likes(200, seed=7)
+    post_ids = np.arange(100, 140)
+    history = _FailingMerge(post_ids, likes, checkpoint=16, overlay_limit=10)
+    extra = _random_likes(25, seed=8)
+    added = [
+        history.add_like(int(u), int(p), int(t))
+        for u, p, t in zip(extra.user_id, extra.post_id, extra.timestamp, strict=True)
+    ]
+    assert all(added)  # the 10th like's merge failed, and it was recorded all the same
+    assert "merging 10 likes into the like history failed" in caplog.text
+    assert history._extra_n == 5  # merged at the 20th like, ten after the failure
+    everything = _joined(likes, extra)
+    assert history.n_likes == len(everything)
+    _assert_answers(history, everything)
 
 
 def _joined(a: Interactions, b: Interactions) -> Interactions:
@@ -146,3 +160,14 @@ def _joined(a: Interactions, b: Interactions) -> Interactions:
         np.r_[a.timestamp, b.timestamp],
         np.ones(len(a) + len(b), bool),
     )
+
+
+def _assert_answers(history: LikeHistory, everything: Interactions) -> None:
+    """Counts and users' likes at several times are those of ``everything``."""
+    for time in [0, 3000, 7000, 10_001]:
+        expected = _brute_counts(everything, history.post_ids, time)
+        assert history.like_counts_before(time).tolist() == expected.tolist()
+        for user in (1, 5, 29):
+            mask = (everything.user_id == user) & (everything.timestamp < time)
+            got = sorted(history.post_ids[history.liked_before(user, time)].tolist())
+            assert got == sorted(everything.post_id[mask].tolist())
