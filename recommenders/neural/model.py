@@ -52,7 +52,8 @@ numbers): profile and hour-of-day embeddings in the feature head's hidden layer 
 and the context, 0.3910); learning rate 1e-3 0.3987; 100 history likes 0.4039; 8
 co-likes snapshots from 10% 0.4052; co-likes l2 500 0.4077; dims 128 0.3897; validating
 and keeping an exponential moving average of the weights (decay 0.99 per step) 0.3897
-0.3910 0.4065; after the final pass, weighting examples by recency (half-life 30 or 60
+0.3910 0.4065; AdamW weight decay 0.01 0.4103 0.4361 0.4116 (as none), 0.05 0.4090 0.4374
+0.4103; after the final pass, weighting examples by recency (half-life 30 or 60
 days) 0.4052 or 0.4129 (seed 0), 0.4168 or 0.4142 (seed 1), and validating on the latest
 10% 0.4103 0.4052 0.4181. After it: lowering the learning rate of the final passes to
 0.3x 0.4039; a seed ensemble (the mean score of networks trained from seeds s, s + 1,
