@@ -270,11 +270,7 @@ class RequestFeatures:
         self._topic = np.asarray(tables.post_topic)
         self._vec = np.asarray(tables.post_vec)
         self._n_features = len(feature_names(params))
-        self.matrix = self._rows(len(tables.post_ids))
-        self._buffers: dict[int, np.ndarray] = {}
-
-    def _rows(self, n: int) -> np.ndarray:
-        return np.zeros((n, self._n_features), np.float32, order="F")
+        self._matrices: dict[int, np.ndarray] = {}  # by number of rows
 
     def fill(
         self,
@@ -289,13 +285,11 @@ class RequestFeatures:
         ``history.like_counts_before(time)`` when the caller has them (a like recorded
         meanwhile must not make its rows disagree with its choice of posts). The matrix is
         reused by the next call with as many posts."""
-        if posts is None:
-            chosen, matrix = self._posts, self.matrix
-        else:
-            chosen = np.asarray(posts, np.int64)
-            if len(chosen) not in self._buffers:
-                self._buffers[len(chosen)] = self._rows(len(chosen))
-            matrix = self._buffers[len(chosen)]
+        chosen = self._posts if posts is None else np.asarray(posts, np.int64)
+        matrix = self._matrices.get(len(chosen))
+        if matrix is None:
+            matrix = np.zeros((len(chosen), self._n_features), np.float32, order="F")
+            self._matrices[len(chosen)] = matrix
         user = int(self.tables.user_index(np.asarray([user_id]))[0])
         recent = time - self.params.recent_s
         liked = history.liked_before(user_id, time)

@@ -71,7 +71,15 @@ class LikeHistory:
         self._lock = threading.Lock()
         self._merging = False
         self._merge_at = overlay_limit  # overlay size that sets off the next merge
-        self._merged = self._build(likes.user_id, likes.post_id, likes.timestamp)
+        # Start-up builds from every like (7.5M at course scale): no copy is made that is
+        # not kept, so the peak stays near what the history holds.
+        idx = self.post_index(likes.post_id).astype(np.int32)
+        users, ts = np.asarray(likes.user_id, np.int64), np.asarray(likes.timestamp, np.int64)
+        keep = idx >= 0
+        if not keep.all():
+            users, ts, idx = users[keep], ts[keep], idx[keep]
+        del keep
+        self._merged = self._build(users, idx, ts)
         self._clear_overlay()
 
     @property
@@ -167,7 +175,7 @@ class LikeHistory:
                 users, idx, ts = self._extra_users[:n], self._extra_post_idx[:n], self._extra_ts[:n]
             rebuilt = self._build(
                 np.concatenate([merged.users, users]),
-                self.post_ids[np.concatenate([merged.post_idx, idx])],
+                np.concatenate([merged.post_idx, idx]),
                 np.concatenate([merged.ts, ts]),
             )
             with self._lock:
@@ -200,15 +208,9 @@ class LikeHistory:
         self._extra_n = 0
         self._extra_by_user = {}
 
-    def _build(self, user_id: np.ndarray, post_id: np.ndarray, ts: np.ndarray) -> _Merged:
-        # Start-up builds this from every like (7.5M at course scale): no copy is made that
-        # is not kept, so the peak stays near what the history holds.
-        idx = self.post_index(post_id).astype(np.int32)
-        users, ts = np.asarray(user_id, np.int64), np.asarray(ts, np.int64)
-        keep = idx >= 0
-        if not keep.all():
-            users, ts, idx = users[keep], ts[keep], idx[keep]
-        del keep
+    def _build(self, users: np.ndarray, idx: np.ndarray, ts: np.ndarray) -> _Merged:
+        """The arrays of likes by ``users`` (int64) of catalogue positions ``idx`` (int32)
+        at ``ts`` (int64)."""
         if len(ts) and bool(np.any(ts[1:] < ts[:-1])):  # Interactions come sorted by time
             order = np.argsort(ts, kind="stable")
             users, ts, idx = users[order], ts[order], idx[order]

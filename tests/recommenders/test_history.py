@@ -84,11 +84,11 @@ class _PausedMerge(LikeHistory):
     building = threading.Event()
     resume = threading.Event()
 
-    def _build(self, user_id: np.ndarray, post_id: np.ndarray, ts: np.ndarray) -> Any:
+    def _build(self, users: np.ndarray, idx: np.ndarray, ts: np.ndarray) -> Any:
         if hasattr(self, "_merged"):
             self.building.set()
             assert self.resume.wait(10)
-        return super()._build(user_id, post_id, ts)
+        return super()._build(users, idx, ts)
 
 
 def test_a_merge_builds_without_the_lock_and_keeps_every_like() -> None:
@@ -127,11 +127,11 @@ class _FailingMerge(LikeHistory):
 
     failures = 0
 
-    def _build(self, user_id: np.ndarray, post_id: np.ndarray, ts: np.ndarray) -> Any:
+    def _build(self, users: np.ndarray, idx: np.ndarray, ts: np.ndarray) -> Any:
         if hasattr(self, "_merged") and not self.failures:
             self.failures += 1
             raise MemoryError("no room for a second copy")
-        return super()._build(user_id, post_id, ts)
+        return super()._build(users, idx, ts)
 
 
 def test_a_failed_merge_keeps_the_likes_and_tries_again_later(
