@@ -38,6 +38,9 @@ Anchors = Literal["first_in_hour", "per_hour", "all"]
 protocol's requests are; every view, each (user, clock hour) weighing one in the loss
 ("per_hour", the protocol's weighting with all the histories and targets); or every view
 with weight one."""
+Loss = Literal["any", "mean"]
+"""How the posts liked in an example's window enter the loss
+(:func:`recommenders.neural.training._loss`)."""
 
 
 @dataclass

@@ -4,8 +4,9 @@ An example is a request-like anchor: a view (user u at time t; the likes when th
 no views) whose user liked at least one post in ``[t, t + window]``, the hitrate window of
 the evaluation. Its inputs are what serving would know at t (see :mod:`inputs`); its
 targets are all the posts u liked in the window. The loss is a softmax over the whole
-catalogue (posts u liked before t masked out, as serving excludes them), averaged over the
-targets: the model learns to rank the catalogue for the next hour, which is the served task.
+catalogue (posts u liked before t masked out, as serving excludes them), by default minus
+the log of its mass on the targets (:func:`_loss`): the model learns to rank the
+catalogue for the next hour so that one of them comes first, which is the served task.
 The latest ``validation_share`` of examples by time is the early-stopping slice; the
 chosen weights then train ``final_passes`` times over it, as it is the part of the
 training period closest to the requests the model will serve.
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from recommenders.neural.examples import Examples, Sources, batch_arrays
+from recommenders.neural.examples import Examples, Loss, Sources, batch_arrays
 from recommenders.neural.network import Batch, Net
 
 _MASKED = -1e9
@@ -51,10 +52,31 @@ def make_batch(
 
 
 def _loss(
-    scores: torch.Tensor, liked: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
+    scores: torch.Tensor,
+    liked: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor,
+    kind: Loss = "any",
 ) -> torch.Tensor:
+    """The weighted mean over examples of a softmax loss over the candidates (posts liked
+    before t masked out):
+
+    - "any": -log of the probability mass on the targets, the chance that a draw from the
+      model's distribution is one of the posts liked in the window. A hit needs only one
+      of them in the top k, and this loss lets the model put its mass on the targets it
+      can foresee;
+    - "mean": the mean of -log p over the targets, which asks for every target, the
+      foreseeable and the unforeseeable alike.
+
+    Examples with no target count zero.
+    """
     log_p = torch.log_softmax(scores.masked_fill(liked, _MASKED), dim=1)
-    per_example = -(log_p * target).sum(1) / target.sum(1).clamp(min=1)
+    has_target = target.sum(1) > 0
+    if kind == "any":
+        on_targets = torch.logsumexp(log_p.masked_fill(target <= 0, _MASKED), dim=1)
+        per_example = -torch.where(has_target, on_targets, torch.zeros_like(on_targets))
+    else:
+        per_example = -(log_p * target).sum(1) / target.sum(1).clamp(min=1)
     return (per_example * weight).sum() / weight.sum()
 
 
@@ -73,6 +95,7 @@ class Schedule:
     final_passes: int = 0
     """After early stopping, passes over the validation slice (the latest examples), so the
     kept weights have also learned from them."""
+    loss: Loss = "any"
 
 
 def _batches(n: int, size: int, epochs: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -109,7 +132,7 @@ def fit_network(
 
     def step(examples: Examples) -> float:
         batch, liked, target, weight = make_batch(src, examples, schedule.negatives, rng)
-        loss = _loss(net(net.posts(text, topic), batch), liked, target, weight)
+        loss = _loss(net(net.posts(text, topic), batch), liked, target, weight, schedule.loss)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -144,7 +167,7 @@ def fit_network(
             "round": round_,
             "epoch": done * schedule.batch_size / max(len(train), 1),
             "train_loss": float(np.mean(losses)) if losses else 0.0,
-            **evaluate_network(net, text, topic, src, valid, schedule.batch_size),
+            **evaluate_network(net, text, topic, src, valid, schedule.batch_size, schedule.loss),
             "seconds": clock.perf_counter() - started,
         }
         history.append(record)
@@ -168,7 +191,7 @@ def fit_network(
         net.train()
         for picked in _batches(len(valid), schedule.batch_size, schedule.final_passes, rng):
             step(valid.part(picked))
-        after = evaluate_network(net, text, topic, src, valid, schedule.batch_size)
+        after = evaluate_network(net, text, topic, src, valid, schedule.batch_size, schedule.loss)
         result["after_final_passes"] = after
         if progress:
             cells = "  ".join(f"{k} {v:.4f}" for k, v in after.items())
@@ -181,7 +204,13 @@ def fit_network(
 
 @torch.no_grad()
 def evaluate_network(
-    net: Net, text: torch.Tensor, topic: torch.Tensor, src: Sources, ex: Examples, size: int
+    net: Net,
+    text: torch.Tensor,
+    topic: torch.Tensor,
+    src: Sources,
+    ex: Examples,
+    size: int,
+    loss: Loss = "any",
 ) -> dict[str, float]:
     """Loss and hit@5 (any target in the top 5 after masking) of examples, weighted as in
     training."""
@@ -193,7 +222,7 @@ def evaluate_network(
     for lo in range(0, len(ex), size):
         batch, liked, target, weight = make_batch(src, ex.part(slice(lo, lo + size)))
         scores = net(posts, batch).masked_fill(liked, _MASKED)
-        total += float(_loss(scores, liked, target, weight)) * float(weight.sum())
+        total += float(_loss(scores, liked, target, weight, loss)) * float(weight.sum())
         top = scores.topk(min(5, scores.shape[1]), dim=1).indices
         hits += float(((target.gather(1, top).sum(1) > 0) * weight).sum())
     mass = float(ex.weight.sum())

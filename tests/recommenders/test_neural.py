@@ -287,3 +287,26 @@ def test_each_user_hour_weighs_one_when_anchors_are_per_hour(anchors: str) -> No
     times_expected, weights_expected = cases[anchors]
     assert ex.time.tolist() == times_expected
     np.testing.assert_allclose(ex.weight, weights_expected, rtol=1e-6)
+
+
+def test_the_any_loss_is_minus_the_log_of_the_mass_on_the_targets() -> None:
+    import torch
+
+    from recommenders.neural.training import _loss
+
+    # example 0: post 0 liked before (masked), targets 1 and 2; example 1: no target
+    scores = torch.tensor([[5.0, 1.0, 0.0, 1.0], [0.0, 1.0, 2.0, 3.0]])
+    liked = torch.tensor([[True, False, False, False], [False] * 4])
+    target = torch.tensor([[0.0, 1.0, 1.0, 0.0], [0.0] * 4])
+    weight = torch.tensor([1.0, 1.0])
+    p = torch.softmax(torch.tensor([1.0, 0.0, 1.0]), 0)  # posts 1, 2, 3 of example 0
+    expected_any = -torch.log(p[0] + p[1]) / 2  # the target-less example adds 0 over 2
+    expected_mean = -(torch.log(p[0]) + torch.log(p[1])) / 2 / 2
+    assert float(_loss(scores, liked, target, weight, "any")) == pytest.approx(
+        float(expected_any), rel=1e-5
+    )
+    assert float(_loss(scores, liked, target, weight, "mean")) == pytest.approx(
+        float(expected_mean), rel=1e-5
+    )
+    # "any" asks less than "mean" when one target is easy and another is not
+    assert float(expected_any) < float(expected_mean)
