@@ -93,10 +93,17 @@ def machine() -> dict[str, Any]:
 
 
 def _git_commit() -> str:
-    out = subprocess.run(
+    """HEAD's short hash, with "+uncommitted" when tracked code differs from it (results
+    and BENCHMARKS.md, which benchmarks write, do not count)."""
+    head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     )
-    return out.stdout.strip()
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+         ":(exclude)bench/results", ":(exclude)BENCHMARKS.md"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return head.stdout.strip() + ("+uncommitted" if changed.stdout.strip() else "")
 
 
 def write_benchmarks_md() -> Path:
