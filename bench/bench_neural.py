@@ -46,7 +46,7 @@ SERVING_PARAMS: dict[str, Any] = {
 """A quick fit: this part measures serving speed and memory, not quality."""
 TIMED_REQUESTS = 500
 ML_SEEDS = (1, 2)
-"""More seeds of the neural model on ml-100k (fits of about 80 s each)."""
+"""More seeds of the neural model on ml-100k (fits of 10-17 min each on 2 shared cores)."""
 
 
 def quality_rows(
