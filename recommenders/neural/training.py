@@ -96,6 +96,7 @@ class Schedule:
     """After early stopping, passes over the validation slice (the latest examples), so the
     kept weights have also learned from them."""
     loss: Loss = "any"
+    """How an example's targets enter the loss (:func:`_loss`)."""
 
 
 def _batches(n: int, size: int, epochs: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
