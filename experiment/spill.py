@@ -103,12 +103,14 @@ class SpillFiles:
         """The batch last read is stored: move past it; remove the file at its end."""
         replay = self._replays[0]
         replay.offset = self._next_offset
+        # under the lock: an append (any thread) sizes every queued file, and must not
+        # find one listed that is gone
         with self._lock:
             self.pending = max(0, self.pending - lines)
-        if replay.offset >= replay.path.stat().st_size:
-            replay.path.unlink()
-            replay.lock.close()
-            self._replays.pop(0)
+            if replay.offset >= replay.path.stat().st_size:
+                replay.path.unlink()
+                replay.lock.close()
+                self._replays.pop(0)
 
     def claim_orphans(self) -> int:
         """Take over unlocked spill files of other (gone) processes; returns their lines."""

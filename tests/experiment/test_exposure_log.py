@@ -200,3 +200,37 @@ def test_beyond_memory_and_spill_limits_exposures_are_dropped_and_counted(
     assert stats.spilled + stats.dropped == 30
     proxy.restore()
     assert log.close()
+
+
+def test_spilling_while_the_writer_replays_and_removes_files_never_fails(tmp_path: Path) -> None:
+    # Requests spill (memory full) while the writer rotates, replays and removes spill
+    # files: an append must not trip over a file the writer just removed.
+    import threading
+
+    from experiment.spill import SpillFiles
+
+    spill = SpillFiles(tmp_path / "spill", limit_bytes=2**30)
+    stop, errors = threading.Event(), []
+
+    def requests() -> None:
+        try:
+            while not stop.is_set():
+                spill.append(exposures(1))
+        except OSError as error:
+            errors.append(error)
+
+    appender = threading.Thread(target=requests)
+    appender.start()
+    try:
+        for _ in range(3000):  # the writer's side
+            spill.rotate()
+            if spill.has_replay():
+                _, lines = spill.read_batch(1_000_000)
+                spill.confirm(lines)
+            if errors:
+                break
+    finally:
+        stop.set()
+        appender.join()
+        spill.close()
+    assert errors == []
