@@ -71,10 +71,9 @@ def _loss(
     Examples with no target count zero.
     """
     log_p = torch.log_softmax(scores.masked_fill(liked, _MASKED), dim=1)
-    has_target = target.sum(1) > 0
     if kind == "any":
         on_targets = torch.logsumexp(log_p.masked_fill(target <= 0, _MASKED), dim=1)
-        per_example = -torch.where(has_target, on_targets, torch.zeros_like(on_targets))
+        per_example = -on_targets * (target.sum(1) > 0)
     else:
         per_example = -(log_p * target).sum(1) / target.sum(1).clamp(min=1)
     return (per_example * weight).sum() / weight.sum()
